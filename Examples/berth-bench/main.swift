@@ -1,0 +1,1 @@
+print("berth-bench: not implemented yet")

@@ -1,0 +1,1 @@
+print("berth-ipam: not implemented yet")

@@ -1,0 +1,1 @@
+print("berth-layers: not implemented yet")

@@ -1,0 +1,1 @@
+print("berth-netlink: not implemented yet")

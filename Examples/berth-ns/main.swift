@@ -1,0 +1,1 @@
+print("berth-ns: not implemented yet")

@@ -1,0 +1,1 @@
+print("berth-portmap: not implemented yet")

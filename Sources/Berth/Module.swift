@@ -1,0 +1,2 @@
+/// Berth: placeholder replaced by the issue that fills this module.
+public enum BerthModule {}

@@ -1,0 +1,2 @@
+/// BerthCgroups: placeholder replaced by the issue that fills this module.
+public enum BerthCgroupsModule {}

@@ -1,0 +1,2 @@
+/// BerthIPAM: placeholder replaced by the issue that fills this module.
+public enum BerthIPAMModule {}

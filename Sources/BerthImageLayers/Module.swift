@@ -1,0 +1,2 @@
+/// BerthImageLayers: placeholder replaced by the issue that fills this module.
+public enum BerthImageLayersModule {}

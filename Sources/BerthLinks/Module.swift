@@ -1,0 +1,2 @@
+/// BerthLinks: placeholder replaced by the issue that fills this module.
+public enum BerthLinksModule {}

@@ -1,0 +1,2 @@
+/// BerthNetLink: placeholder replaced by the issue that fills this module.
+public enum BerthNetLinkModule {}

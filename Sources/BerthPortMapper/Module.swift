@@ -1,0 +1,2 @@
+/// BerthPortMapper: placeholder replaced by the issue that fills this module.
+public enum BerthPortMapperModule {}

@@ -1,0 +1,12 @@
+#ifndef BERTH_CNETLINK_SHIM_H
+#define BERTH_CNETLINK_SHIM_H
+#include <netlink/netlink.h>
+#include <netlink/errno.h>
+#include <netlink/cache.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/link/bridge.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/route.h>
+#include <netlink/route/nexthop.h>
+#endif

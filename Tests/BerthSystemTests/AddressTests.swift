@@ -1,0 +1,58 @@
+import BerthSystem
+import Testing
+
+@Suite struct AddressTests {
+    @Test func parsesAndPrintsIPv4() throws {
+        let a = try IPv4Address.parse("172.17.0.2")
+        #expect(a.description == "172.17.0.2")
+        #expect(a == IPv4Address(172, 17, 0, 2))
+        for bad in ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "a.b.c.d", "01234.1.1.1", "1..2.3"] {
+            #expect(IPv4Address(bad) == nil, "\(bad) should not parse")
+        }
+    }
+
+    @Test func cidrMathAndOverlap() throws {
+        let c = try IPv4CIDR(parsing: "172.17.0.1/16")
+        #expect(c.network.description == "172.17.0.0/16")
+        #expect(c.broadcastAddress.description == "172.17.255.255")
+        #expect(c.contains(IPv4Address(172, 17, 200, 3)))
+        #expect(!c.contains(IPv4Address(172, 18, 0, 1)))
+        #expect(c.overlaps(try IPv4CIDR(parsing: "172.16.0.0/12")))
+        #expect(!c.overlaps(try IPv4CIDR(parsing: "172.18.0.0/16")))
+        #expect(c.size == 65536)
+    }
+
+    @Test(arguments: ["172.17.0.0", "172.17.0.0/33", "1.2.3.4/-1", "x/8", "10.0.0.0/8/8", "10.0.0.0/ 8"])
+    func badCIDRsNameTheText(_ text: String) {
+        do {
+            _ = try IPv4CIDR(parsing: text)
+            Issue.record("\(text) parsed")
+        } catch let e as BerthError {
+            #expect(e.code == .invalidArgument)
+            #expect(e.message.contains(text))
+        } catch { Issue.record("unexpected \(error)") }
+    }
+
+    @Test func dockerStyleMAC() {
+        #expect(MACAddress(dockerStyleFor: IPv4Address(172, 17, 0, 2)).description == "02:42:ac:11:00:02")
+        #expect(MACAddress("02:42:AC:11:00:02")?.description == "02:42:ac:11:00:02")
+        #expect(MACAddress("02:42:ac:11:00") == nil)
+    }
+
+    @Test func commandCapturesOutputAndStatus() throws {
+        let r = try Command.run("/bin/sh", ["-c", "cat; echo err >&2; exit 3"], input: "hello")
+        #expect(r.stdout == "hello")
+        #expect(r.stderr == "err\n")
+        #expect(r.status == 3)
+        #expect(throws: BerthError.self) { try Command.check("/bin/sh", ["-c", "exit 1"]) }
+        #expect(throws: BerthError.self) { try Command.run("/nonexistent/berth-nope", []) }
+    }
+
+    @Test func idsAndNames() throws {
+        let id = ContainerID()
+        #expect(id.full.count == 64 && id.short.count == 12)
+        #expect(try ContainerID(id.full) == id)
+        #expect(throws: BerthError.self) { try ContainerID("xyz") }
+        #expect(uniqueName("bt").count <= 15)
+    }
+}
