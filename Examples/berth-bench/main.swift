@@ -1,1 +1,14 @@
-print("berth-bench: not implemented yet")
+import ArgumentParser
+
+/// `berth-bench`: Berth side by side with the peer tools, in one run, alternating; prints medians
+/// and ratios. Each subcommand lives in its own file.
+@main
+struct BerthBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth-bench",
+        abstract: "Benchmarks Berth against runc/crun, CNI, docker-proxy and umoci in one run.",
+        subcommands: [
+            // Add each benchmark's subcommand here (one line each).
+        ]
+    )
+}
