@@ -93,7 +93,12 @@ enum ControlFiles {
                         if errno == EEXIST { throw BerthError(.alreadyExists, "cgroup \(dir) already exists") }
                         throw BerthError.system("mkdir \(dir)")
                     }
-                    try prepare(dir, parent)
+                    do {
+                        try prepare(dir, parent)
+                    } catch let error as BerthError where error.errno == ENOENT && attempt < 7 {
+                        raced = true
+                        break
+                    }
                 }
                 if !raced { break }
             }

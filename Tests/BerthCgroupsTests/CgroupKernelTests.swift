@@ -237,3 +237,26 @@ func waitUntil(_ condition: () throws -> Bool) throws -> Bool {
     }
     return try condition()
 }
+
+@Suite struct CgroupConcurrencyTests {
+    /// Groups that share a parent are created and destroyed at once from several threads: the
+    /// parent comes and goes under them, and every step must still succeed and leave nothing.
+    @Test func siblingsComeAndGoInParallel() async throws {
+        let top = testName("cgt")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<3 {
+                group.addTask {
+                    for round in 0..<8 {
+                        let cg = try Cgroup.create(name: "\(top)/w\(worker)r\(round)", limits: CgroupLimits(pidsMax: 5))
+                        try cg.destroy()
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let hierarchy = try CgroupHierarchy.detect()
+        for mount in Set(hierarchy.v1Mounts.values) + [hierarchy.unifiedMount].compactMap({ $0 }) {
+            #expect(!FileIO.exists(mount + "/" + top), "left behind in \(mount)")
+        }
+    }
+}
