@@ -109,6 +109,21 @@ enum ControlFiles {
         return created
     }
 
+    /// The names of the directories directly inside `dir` (none when it does not exist).
+    static func subdirectories(of dir: String) -> [String] {
+        guard let handle = opendir(dir) else { return [] }
+        defer { closedir(handle) }
+        var result: [String] = []
+        while let entry = readdir(handle) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { result.append(name) }
+        }
+        return result
+    }
+
     /// Best-effort rmdir of each directory in order.
     static func removeDirectories<S: Sequence<String>>(_ dirs: S) {
         for dir in dirs { _ = rmdir(dir) }

@@ -182,6 +182,15 @@ func read(_ path: String) throws -> String { try FileIO.read(path).trimmingSpace
             #expect(again.paths == cg.paths)
             #expect(try again.processes().isEmpty)
         }
+        let top = testName("cgt")
+        let a = try Cgroup.create(name: "\(top)/a", limits: CgroupLimits())
+        defer { try? a.destroy() }
+        let b = try Cgroup.create(name: "\(top)/b", limits: CgroupLimits())
+        defer { try? b.destroy() }
+        #expect(try Cgroup.list(under: top) == ["\(top)/a", "\(top)/b"])
+        try a.destroy()
+        try b.destroy()
+        #expect(try Cgroup.list(under: top).isEmpty)
         #expect { try Cgroup.open(name: testName("cgt") + "/none") } throws: { ($0 as? BerthError)?.code == .notFound }
     }
 
