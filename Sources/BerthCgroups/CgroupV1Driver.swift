@@ -206,8 +206,9 @@ public struct CgroupV1Driver: CgroupDriver {
             // side (by someone else) is caught by the loop below.
         }
         // Frozen, no task can fork a new one between reading the list and killing it.
+        // If freezing fails (a task stuck in the kernel), kill anyway: that matters more.
         let canFreeze = mounts["freezer"] != nil
-        if canFreeze { try freeze() }
+        if canFreeze { try? freeze() }
         defer { if canFreeze { try? thaw() } }
         try ControlFiles.killEach(try processes())
     }

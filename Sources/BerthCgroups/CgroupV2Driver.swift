@@ -156,7 +156,7 @@ public struct CgroupV2Driver: CgroupDriver {
             return
         }
         // Before Linux 5.14: freeze so that nothing forks past the list, kill each, thaw.
-        try freeze()
+        try? freeze()
         defer { try? thaw() }
         try ControlFiles.killEach(try processes())
     }
