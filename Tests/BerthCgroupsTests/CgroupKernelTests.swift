@@ -94,7 +94,7 @@ func read(_ path: String) throws -> String { try FileIO.read(path).trimmingSpace
         guard hierarchy.mode != .unified else { return }
         try withTestCgroup(CgroupLimits(pidsMax: 2)) { cg in
             // The shell is one task, the first sleep the second; the second fork must fail.
-            let child = try GatedProcess(script: "sleep 30 & sleep 30 & echo forked-twice >&2; wait")
+            let child = try GatedProcess(script: "exec 2>/dev/null; sleep 30 & sleep 30 & wait")
             try cg.add(pid: child.pid)
             child.release()
             let failed = try waitUntil { (try read(try dir(cg, "pids") + "/pids.events")).hasSuffix(" 0") == false }
