@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "BerthCgroups", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "BerthNetLink", dependencies: ["BerthSystem", "BerthNamespaces", "CNetlink"], swiftSettings: strict),
         .target(name: "BerthIPAM", dependencies: ["BerthSystem"], swiftSettings: strict),
-        .target(name: "BerthPortMapper", dependencies: ["BerthSystem", "BerthNamespaces", "BerthNetLink"], swiftSettings: strict),
+        .target(name: "BerthPortMapper", dependencies: ["BerthSystem", "BerthNamespaces", "CBerthShim"], swiftSettings: strict),
         .target(name: "BerthImageLayers", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "BerthLinks", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "Berth", dependencies: [
