@@ -32,12 +32,37 @@ import Testing
         #expect(try f.host.run { try NetworkSysctl.ipForwarding() })
 
         try f.host.run { try net.detach(e1) }
+        #expect(try net.leasedAddresses() == [e2.address.address])  // released at once
+        try net.waitForPendingDeletions()
         #expect(!(try f.hostLinks()).contains(e1.hostInterface))
         #expect(!(try f.links(c1)).map(\.name).contains("eth0"))
         #expect(try net.leasedAddresses() == [e2.address.address])
-        try f.host.run { try net.detach(e2) }
+        try f.host.run { try net.detach(e2, deletion: .synchronous) }
+        #expect(!(try f.hostLinks()).contains(e2.hostInterface))
         try f.host.run { try net.tearDown() }
         #expect(!(try f.hostLinks()).contains(net.bridge))
+    }
+
+    @Test func backgroundDeletionsAreBatched() throws {
+        let f = try NetworkFixture()
+        defer { f.close() }
+        let net = try f.network()
+        var endpoints: [Endpoint] = []
+        for _ in 0..<6 {
+            let c = try f.container()
+            endpoints.append(try f.host.run { try net.attach(c) })
+        }
+        // A container whose namespace is gone already: its veth went with it.
+        let gone = try NetworkNamespace.create()
+        let eGone = try f.host.run { try net.attach(gone) }
+        gone.close()
+        for e in endpoints { try f.host.run { try net.detach(e) } }
+        try f.host.run { try net.detach(eGone) }
+        try net.waitForPendingDeletions()
+        let left = try f.host.run { try NetlinkSession().links().filter { $0.kind == "veth" } }
+        #expect(left.isEmpty)
+        #expect(try net.leasedAddresses().isEmpty)
+        try f.host.run { try net.tearDown() }
     }
 
     @Test func containerSeesEth0AddressMACAndDefaultRoute() throws {
