@@ -70,6 +70,11 @@ public final class BridgeNetwork: Sendable {
         self.adopted = !ownership.createdBridge
     }
 
+    deinit {
+        // Finishes queued deletions and ends the reaper thread (it holds the reaper while it runs).
+        reaper.stop()
+    }
+
     // MARK: - Setting up
 
     /// Creates the bridge, or adopts an existing one, and installs what the network needs.

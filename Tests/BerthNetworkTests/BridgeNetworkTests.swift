@@ -43,6 +43,29 @@ import Testing
         #expect(!(try f.hostLinks()).contains(net.bridge))
     }
 
+    @Test func setUpAgainAfterARestartKeepsLeasesAndOwnership() throws {
+        let f = try NetworkFixture()
+        defer { f.close() }
+        let name = testName("br")
+        let first = try f.network { $0.bridge = name }
+        let c = try f.container()
+        let e = try f.host.run { try first.attach(c) }
+        // A second process (or a restart) sets the same network up again.
+        let second = try f.network { $0.bridge = name }
+        #expect(!second.adopted)
+        #expect(second.subnet == first.subnet)
+        #expect(try second.leasedAddresses() == [e.address.address])
+        let c2 = try f.container()
+        let e2 = try f.host.run { try second.attach(c2) }
+        #expect(e2.address != e.address)
+        try f.host.run {
+            try second.detach(e2)
+            try first.detach(e)
+            try second.tearDown()
+        }
+        #expect(!(try f.hostLinks()).contains(name))
+    }
+
     @Test func backgroundDeletionsAreBatched() throws {
         let f = try NetworkFixture()
         defer { f.close() }
