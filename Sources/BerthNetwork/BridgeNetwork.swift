@@ -163,7 +163,8 @@ public final class BridgeNetwork: Sendable {
             if !bridge.isUp { try nl.setUp(index: bridge.index, true, name: name) }
 
             if configuration.ipForward { try NetworkSysctl.setIPForwarding(true) }
-            let rules = BridgeRules(bridge: name, subnet: chosen.subnet, icc: configuration.icc, masquerade: configuration.masquerade)
+            let rules = BridgeRules(bridge: name, subnet: chosen.subnet, icc: configuration.icc,
+                                    masquerade: configuration.masquerade, hairpinNAT: configuration.hairpinNAT)
             try fw.addBridgeRules(rules)
             log.record("firewall rules of \(name)") { try fw.removeBridgeRules(rules) }
 
@@ -256,6 +257,7 @@ public final class BridgeNetwork: Sendable {
             let created = hostName
             clock.lap("veth")
             log.record("veth \(created)") { try nl.deleteLink(named: created) }
+            if configuration.hairpinNAT { try nl.setHairpin(created, true) }
 
             let gateway = subnet.gateway
             try namespace.run {
@@ -347,7 +349,8 @@ public final class BridgeNetwork: Sendable {
         reaper.stop()
         do {
             try firewall.removeBridgeRules(BridgeRules(bridge: bridge, subnet: subnet.subnet, icc: configuration.icc,
-                                                       masquerade: configuration.masquerade))
+                                                       masquerade: configuration.masquerade,
+                                                       hairpinNAT: configuration.hairpinNAT))
         } catch { problems.append("\(error)") }
         do {
             let nl = try NetlinkSession()

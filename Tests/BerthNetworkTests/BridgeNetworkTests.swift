@@ -140,6 +140,16 @@ import Testing
         try f.host.run { try net.detach(e); try net.tearDown() }
     }
 
+    @Test func hairpinNATSetsHairpinOnContainerPorts() throws {
+        let f = try NetworkFixture()
+        defer { f.close() }
+        let net = try f.network { $0.hairpinNAT = true }
+        let c = try f.container()
+        let e = try f.host.run { try net.attach(c) }
+        #expect(try f.host.sh("bridge -d link show dev \(e.hostInterface)").contains("hairpin on"))
+        try f.host.run { try net.detach(e); try net.tearDown() }
+    }
+
     @Test func existingBridgeIsAdoptedAndKept() throws {
         let f = try NetworkFixture()
         defer { f.close() }
