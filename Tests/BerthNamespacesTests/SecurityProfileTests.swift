@@ -204,6 +204,38 @@ import Glibc
         #expect(error?.message.contains("\"read\"") == true)
     }
 
+    @Test func programCacheOnDiskIsSharedAndVerified() throws {
+        let dir = try FileIO.makeTemporaryDirectory(prefix: "berth-seccache-\(getpid())-") + "/cache"
+        defer { try? FileIO.removeTree(String(dir.dropLast(6))) }
+        let expected = try SeccompCompiler.compile(.dockerDefault, capabilities: .dockerDefault)
+        #expect(try SeccompProgramCache(directory: dir).program(for: .dockerDefault, capabilities: .dockerDefault) == expected)
+        var st = stat()
+        #expect(stat(dir, &st) == 0 && st.st_mode & 0o777 == 0o700)
+        let files = try Command.check("/bin/ls", [dir]).stdout.split(separator: "\n").map(String.init)
+        #expect(files.count == 1)
+        let file = dir + "/" + files[0]
+        #expect(stat(file, &st) == 0 && st.st_mode & 0o777 == 0o600)
+
+        // A second cache (another process, in effect) reads the entry: prove it by altering the
+        // program bytes while keeping the key.
+        var bytes = try FileIO.readBytes(file)
+        bytes[bytes.count - 1] ^= 0xff
+        try FileIO.writeAtomically(file, bytes, mode: 0o600)
+        let altered = try SeccompProgramCache(directory: dir).program(for: .dockerDefault, capabilities: .dockerDefault)
+        #expect(altered != expected && altered.count == expected.count)
+
+        // An entry whose key text differs (another profile hashed to this name) is not used.
+        bytes = try FileIO.readBytes(file)
+        bytes[20] ^= 0x01
+        try FileIO.writeAtomically(file, bytes, mode: 0o600)
+        #expect(try SeccompProgramCache(directory: dir).program(for: .dockerDefault, capabilities: .dockerDefault) == expected)
+        // Different capabilities are a different entry.
+        var caps = CapabilitySet.dockerDefault
+        caps.insert(.sysAdmin)
+        _ = try SeccompProgramCache(directory: dir).program(for: .dockerDefault, capabilities: caps)
+        #expect(try Command.check("/bin/ls", [dir]).stdout.split(separator: "\n").count == 2)
+    }
+
     @Test func kernelVersionsParse() {
         #expect(KernelVersion("4.8") == KernelVersion(major: 4, minor: 8))
         #expect(KernelVersion("6.18.44-fc-v595") == KernelVersion(major: 6, minor: 18))
