@@ -188,6 +188,11 @@ public final class ContainerProcess: @unchecked Sendable {
         c.pointee.scratch = child.raw(scratchSize).assumingMemoryBound(to: CChar.self)
         c.pointee.scratch_size = scratchSize
         child.setSecurity(security)
+        var keep = Set([0, 1, 2, syncPipe[0], errorPipe[1]] + joins.map(\.fd) + io.fds.filter { $0 >= 0 })
+        keep.remove(-1)
+        let keepList = keep.sorted()
+        c.pointee.keep_fds = UnsafePointer(child.array(keepList))
+        c.pointee.keep_count = Int32(keepList.count)
 
         var pidfd: Int32 = -1
         let pid = berth_spawn(c, &pidfd)

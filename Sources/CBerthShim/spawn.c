@@ -251,6 +251,18 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
         sigaction(s, &dfl, NULL);
     }
     for (int i = 0; i < 4; i++) if (cfg->close_fds[i] >= 0) close(cfg->close_fds[i]);
+    /* Drop every inherited descriptor we do not need right away: the child may wait at the sync
+     * point for a while, and holding the parent's descriptors (a file another thread is writing,
+     * the write end of someone's pipe) would show as ETXTBSY or a missing EOF elsewhere. */
+    if (cfg->keep_fds) {
+        unsigned int next = 0;
+        for (int i = 0; i <= cfg->keep_count; i++) {
+            unsigned int upto = i < cfg->keep_count ? (unsigned int)cfg->keep_fds[i] : ~0U;
+            if (upto > next && berth_close_range(next, upto - 1, 0) != 0 && upto != ~0U)
+                for (unsigned int fd = next; fd < upto; fd++) close((int)fd);
+            next = upto + 1;
+        }
+    }
     if (cfg->pdeathsig && prctl(PR_SET_PDEATHSIG, cfg->pdeathsig, 0, 0, 0) != 0)
         fail(cfg, BERTH_STAGE_PDEATHSIG, errno, -1, 0);
 

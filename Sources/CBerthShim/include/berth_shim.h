@@ -104,6 +104,8 @@ struct berth_spawn_config {
     int sync_fd;                     /* child reads one byte before doing anything (-1: no sync) */
     int error_fd;                    /* close-on-exec pipe for struct berth_child_error */
     int close_fds[4];                /* parent-side pipe ends the child must close (-1: unused) */
+    const int *keep_fds;             /* ascending: every other descriptor is closed first thing */
+    int keep_count;
 
     const char *rootfs;              /* NULL: no rootfs setup (stay in the current mount tree) */
     int pivot;                       /* 1: pivot_root into rootfs (new mount ns); 0: chroot */
