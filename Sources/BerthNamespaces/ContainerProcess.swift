@@ -172,6 +172,7 @@ public final class ContainerProcess: @unchecked Sendable {
         c.pointee.hostname = child.optionalString(spec.hostname)
         c.pointee.domainname = child.optionalString(spec.domainname)
         c.pointee.cwd = child.optionalString(process.cwd.isEmpty ? nil : process.cwd)
+        c.pointee.loopback_up = cloneFlags & berth_CLONE_NEWNET != 0 ? 1 : 0
         c.pointee.userns_root = newUser ? 1 : 0
         c.pointee.set_user = 1
         c.pointee.uid = process.user.uid

@@ -283,6 +283,7 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
         if (raw_setresgid(0) != 0) fail(cfg, BERTH_STAGE_USERNS_ROOT, errno, -1, 0);
         if (raw_setresuid(0) != 0) fail(cfg, BERTH_STAGE_USERNS_ROOT, errno, -1, 1);
     }
+    if (cfg->loopback_up && berth_loopback_up() != 0) fail(cfg, BERTH_STAGE_LOOPBACK, errno, -1, 0);
     if (cfg->rootfs) setup_rootfs(cfg);
     if (cfg->readonly_root && remount("/", MS_RDONLY) != 0) fail(cfg, BERTH_STAGE_ROOT_READONLY, errno, -1, 0);
     mask_and_protect(cfg);

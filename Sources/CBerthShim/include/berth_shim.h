@@ -77,7 +77,7 @@ enum berth_stage {
     BERTH_STAGE_CWD, BERTH_STAGE_BOUNDING, BERTH_STAGE_KEEPCAPS, BERTH_STAGE_SETGROUPS,
     BERTH_STAGE_SETGID, BERTH_STAGE_SETUID, BERTH_STAGE_CAPSET, BERTH_STAGE_AMBIENT,
     BERTH_STAGE_NO_NEW_PRIVS, BERTH_STAGE_SECCOMP, BERTH_STAGE_STDIO, BERTH_STAGE_EXEC,
-    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT
+    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT, BERTH_STAGE_LOOPBACK
 };
 
 /* Sub-steps of BERTH_STAGE_MOUNT. */
@@ -121,6 +121,7 @@ struct berth_spawn_config {
     const char *domainname;
     const char *cwd;                 /* NULL: leave */
 
+    int loopback_up;                 /* 1: bring up lo (a new network namespace has it down) */
     int userns_root;                 /* 1: setresuid/setresgid(0) right after sync (new user namespace) */
     int set_user;
     uid_t uid;
