@@ -62,9 +62,10 @@ public final class ContainerProcess: @unchecked Sendable {
     /// The path of one of the process's namespaces (`/proc/PID/ns/net`, …), for joining it.
     public func namespacePath(_ kind: NamespaceKind) -> String { "/proc/\(pid)/ns/\(kind.procName)" }
 
-    /// Clones the container's first process and stops it at the sync point. Id maps of a new user
-    /// namespace are written before this returns; cgroups and links are the caller's to set up
-    /// before ``start()``.
+    /// Clones the container's first process. The child prepares its root filesystem right away
+    /// and stops at the sync point, before anything of the container's program runs. Id maps of
+    /// a new user namespace are written before this returns; cgroups and links are the caller's
+    /// to set up before ``start()`` (this work overlaps with the child's mounts).
     ///
     /// - Parameters:
     ///   - spec: The container spec (process, root, hostname, mounts, namespaces, id mappings).
@@ -147,7 +148,7 @@ public final class ContainerProcess: @unchecked Sendable {
         toClose += io.owned
 
         var syncPipe: [Int32] = [-1, -1], errorPipe: [Int32] = [-1, -1]
-        guard berth_pipe2(&syncPipe, O_CLOEXEC) == 0 else { throw BerthError.system("create the sync pipe") }
+        guard berth_sync_pair(&syncPipe) == 0 else { throw BerthError.system("create the sync socket") }
         toClose += [syncPipe[0]]
         guard berth_pipe2(&errorPipe, O_CLOEXEC) == 0 else {
             close(syncPipe[1])
@@ -211,6 +212,9 @@ public final class ContainerProcess: @unchecked Sendable {
             // Releasing `container` on a throw kills and reaps the child.
             try writeIDMap(pid: pid, file: "uid_map", spec.linux?.uidMappings ?? [])
             try writeIDMap(pid: pid, file: "gid_map", spec.linux?.gidMappings ?? spec.linux?.uidMappings ?? [])
+            guard berth_sync_release(syncPipe[1]) == 0 else {
+                throw (container.pendingFailure() ?? BerthError.system("release container process \(pid) after writing its id maps"))
+            }
         }
         return container
     }
@@ -236,27 +240,42 @@ public final class ContainerProcess: @unchecked Sendable {
             return fds
         }
         defer { close(errorFD) }
-        var one: UInt8 = 1
-        let n = write(syncFD, &one, 1)
-        let writeErrno = errno
+        let released = berth_sync_release(syncFD) == 0
         close(syncFD)
+        if let failure = readFailure(errorFD, wait: true) {
+            _ = try? reap()
+            throw failure
+        }
+        if !released {
+            let status = (try? reap()).map { "\($0)" } ?? "is gone"
+            throw BerthError(.invalidState, "container process \(pid) \(status) before it was started")
+        }
+    }
+
+    /// The child's failure report on `fd`, if any. With `wait`, blocks until the child has exec'd
+    /// (EOF) or reported; without, only looks at what is already there.
+    private func readFailure(_ fd: Int32, wait: Bool) -> BerthError? {
+        if !wait {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&p, 1, 0) == 1 else { return nil }
+        }
         var report = berth_child_error()
         let size = MemoryLayout<berth_child_error>.size
         var got = 0
         withUnsafeMutableBytes(of: &report) { buf in
             while got < size {
-                let r = read(errorFD, buf.baseAddress! + got, size - got)
+                let r = read(fd, buf.baseAddress! + got, size - got)
                 if r > 0 { got += r } else if r < 0 && errno == EINTR { continue } else { break }
             }
         }
-        if got == size {
-            _ = try? reap()
-            throw ChildFailure(report).error(context)
-        }
-        if n != 1 {
-            killAndReap()
-            throw BerthError.system("release container process \(pid)", errno: writeErrno)
-        }
+        return got == size ? ChildFailure(report).error(context) : nil
+    }
+
+    /// A failure the child already reported (used when parent-side work fails because the child
+    /// died: its own report says why).
+    func pendingFailure() -> BerthError? {
+        let fd = state.withLock { $0.errorFD }
+        return fd >= 0 ? readFailure(fd, wait: false) : nil
     }
 
     /// Sends `signal` to the process (through its pidfd when the kernel has them, so a recycled
@@ -320,7 +339,12 @@ public final class ContainerProcess: @unchecked Sendable {
                              options: Options = Options(),
                              prepare: (ContainerProcess) throws -> Void = { _ in }) throws -> ContainerProcess {
         let c = try create(spec, stdio: stdio, security: security, options: options)
-        try prepare(c)
+        do {
+            try prepare(c)
+        } catch {
+            // Parent-side work fails when the child has died; its own report is the better error.
+            throw c.pendingFailure() ?? error
+        }
         try c.start()
         return c
     }

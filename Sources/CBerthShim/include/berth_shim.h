@@ -101,7 +101,8 @@ struct berth_spawn_config {
     int join_count;
     int pid_ns_fd;                   /* pid namespace to join (-1: none); the clone then runs on a helper thread */
 
-    int sync_fd;                     /* child reads one byte before doing anything (-1: no sync) */
+    int sync_fd;                     /* the child's end of the sync socket (-1: no sync): it reads one
+                                        byte before exec (and one more first thing when userns_root) */
     int error_fd;                    /* close-on-exec pipe for struct berth_child_error */
     int close_fds[4];                /* parent-side pipe ends the child must close (-1: unused) */
     const int *keep_fds;             /* ascending: every other descriptor is closed first thing */
@@ -154,6 +155,11 @@ pid_t berth_spawn(const struct berth_spawn_config *cfg, int *pidfd);
  * *code to the exit status, or *exited to 0 and *code to the signal number. nohang: returns 0
  * without waiting when the child is still running (and 1 when it was reaped). */
 int berth_wait_child(pid_t pid, int pidfd, int nohang, int *exited, int *code);
+
+/* A close-on-exec socket pair for the sync point (a write to a dead child fails with EPIPE
+ * instead of raising SIGPIPE), and the parent's release: one byte sent with MSG_NOSIGNAL. */
+int berth_sync_pair(int fds[2]);
+int berth_sync_release(int fd);
 
 /* Reads /proc/sys/kernel/cap_last_cap (40 when unreadable). */
 int berth_cap_last_cap(void);
