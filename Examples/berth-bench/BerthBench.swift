@@ -10,6 +10,7 @@ struct BerthBench: ParsableCommand {
         subcommands: [
             // Add each benchmark's subcommand here (one line each).
             StartBenchmark.self,
+            SecurityBench.self,
         ]
     )
 }
