@@ -71,8 +71,9 @@ public final class ContainerProcess: @unchecked Sendable {
     ///   - spec: The container spec (process, root, hostname, mounts, namespaces, id mappings).
     ///     `root.path` must be absolute (see ``ContainerSpec/load(bundle:)``).
     ///   - stdio: Where stdin, stdout and stderr go.
-    ///   - security: The security settings to apply in the child; `nil` takes no_new_privs and the
-    ///     masked and read-only paths from the spec.
+    ///   - security: The security settings to apply in the child; `nil` takes them from the spec
+    ///     (``ContainerSpec/processSecurity(cache:)``: capabilities, no_new_privs, seccomp, masked
+    ///     and read-only paths).
     ///   - options: Non-OCI options.
     /// - Throws: ``BerthError`` naming the bad input or the failed system call.
     public static func create(_ spec: ContainerSpec, stdio: ProcessStdio = ProcessStdio(),
@@ -80,9 +81,7 @@ public final class ContainerProcess: @unchecked Sendable {
         guard let process = spec.process, let argv0 = process.args.first, !argv0.isEmpty else {
             throw BerthError(.invalidArgument, "container spec has no process arguments")
         }
-        let security = security ?? ProcessSecurity(
-            noNewPrivileges: process.noNewPrivileges ?? false,
-            maskedPaths: spec.linux?.maskedPaths ?? [], readonlyPaths: spec.linux?.readonlyPaths ?? [])
+        let security = try security ?? spec.processSecurity()
         if let filter = security.seccompFilter, filter.count % 8 != 0 || filter.count / 8 > 4096 {
             throw BerthError(.invalidArgument, "seccomp filter of \(filter.count) bytes is not a BPF program of at most 4096 instructions")
         }

@@ -138,13 +138,13 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
         public var resources: Resources?
         public var maskedPaths: [String]?
         public var readonlyPaths: [String]?
-        /// The seccomp profile in the OCI format, kept as raw JSON (see ``JSONValue``).
-        public var seccomp: JSONValue?
+        /// The seccomp profile in the OCI (and Docker) format; compiled by ``ContainerSpec/processSecurity(cache:)``.
+        public var seccomp: SeccompProfile?
         public var cgroupsPath: String?
 
         public init(namespaces: [Namespace]? = nil, uidMappings: [IDMapping]? = nil, gidMappings: [IDMapping]? = nil,
                     resources: Resources? = nil, maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil,
-                    seccomp: JSONValue? = nil, cgroupsPath: String? = nil) {
+                    seccomp: SeccompProfile? = nil, cgroupsPath: String? = nil) {
             self.namespaces = namespaces
             self.uidMappings = uidMappings
             self.gidMappings = gidMappings

@@ -229,15 +229,23 @@ static __attribute__((noreturn)) void exec_program(const struct berth_spawn_conf
     fail(cfg, BERTH_STAGE_EXEC, seen_eacces ? EACCES : ENOENT, -1, 0);
 }
 
+/* Installs the requested sets, limited to what we hold: a capability missing from the caller's
+ * own permitted set (a host that runs us without CAP_SYS_RESOURCE, say) cannot be granted. */
 static int set_caps(const struct berth_spawn_config *cfg) {
     struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct data[2];
-    data[0].effective = (uint32_t)cfg->cap_effective;
-    data[1].effective = (uint32_t)(cfg->cap_effective >> 32);
-    data[0].permitted = (uint32_t)cfg->cap_permitted;
-    data[1].permitted = (uint32_t)(cfg->cap_permitted >> 32);
-    data[0].inheritable = (uint32_t)cfg->cap_inheritable;
-    data[1].inheritable = (uint32_t)(cfg->cap_inheritable >> 32);
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &hdr, data) != 0) return -1;
+    uint64_t held = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+    uint64_t eff = cfg->cap_effective & held, perm = cfg->cap_permitted & held, inh = cfg->cap_inheritable & held;
+    data[0].effective = (uint32_t)eff;
+    data[1].effective = (uint32_t)(eff >> 32);
+    data[0].permitted = (uint32_t)perm;
+    data[1].permitted = (uint32_t)(perm >> 32);
+    data[0].inheritable = (uint32_t)inh;
+    data[1].inheritable = (uint32_t)(inh >> 32);
+    hdr.version = _LINUX_CAPABILITY_VERSION_3;
+    hdr.pid = 0;
     return (int)syscall(SYS_capset, &hdr, data);
 }
 

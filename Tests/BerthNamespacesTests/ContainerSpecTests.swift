@@ -56,4 +56,34 @@ import Glibc
         #expect(output.hasPrefix("runc\n/bin/sh -c"))
         #expect(output.hasSuffix("readonly\n"))
     }
+
+    @Test func specSecurityReachesTheContainer() throws {
+        let f = try ContainerFixture()
+        var spec = f.spec("grep -E '^(CapBnd|Seccomp|NoNewPrivs):' /proc/self/status | tr -s '\\t ' ' '; unshare -m true 2>/dev/null || echo denied")
+        let caps = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+        spec.process?.capabilities = .init(bounding: caps, effective: caps, permitted: caps)
+        spec.process?.noNewPrivileges = true
+        spec.linux?.seccomp = .dockerDefault
+        spec.linux?.maskedPaths = ["/proc/keys"]
+        // Through JSON and back, as a bundle's config.json would carry it.
+        spec = try ContainerSpec.decode(try spec.encoded())
+        let r = try f.run(spec)
+        #expect(r.status == .exited(0), "\(r.output)")
+        let lines = r.output.split(separator: "\n").map(String.init)
+        #expect(lines.contains("CapBnd: 0000000000000420"))
+        #expect(lines.contains("Seccomp: 2"))
+        #expect(lines.contains("NoNewPrivs: 1"))
+        #expect(lines.contains("denied"))
+    }
+
+    @Test func unknownCapabilityInSpecIsAClearError() throws {
+        let f = try ContainerFixture()
+        var spec = f.spec("true")
+        spec.process?.capabilities = .init(bounding: ["CAP_NOPE"])
+        #expect {
+            try ContainerProcess.run(spec, stdio: .null)
+        } throws: { e in
+            (e as? BerthError)?.code == .invalidArgument && "\(e)".contains("CAP_NOPE")
+        }
+    }
 }
