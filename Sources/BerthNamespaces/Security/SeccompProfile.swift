@@ -103,6 +103,16 @@ public struct SeccompProfile: Codable, Hashable, Sendable {
         }
     }
 
+    /// A copy that filters only the native architecture (x86_64 without x86 and x32): a program a
+    /// third the size, cheaper for the kernel to install and run, at the price that syscalls from
+    /// 32-bit binaries hit libseccomp's bad-architecture action (the thread is killed).
+    public func restrictedToNativeArchitecture() -> SeccompProfile {
+        var copy = self
+        copy.archMap = nil
+        copy.architectures = nil
+        return copy
+    }
+
     /// The profile as JSON (Docker's field names).
     public func jsonString() throws -> String {
         let encoder = JSONEncoder()
