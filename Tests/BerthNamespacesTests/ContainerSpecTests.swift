@@ -42,7 +42,7 @@ import Glibc
     }
 
     @Test func runsARuncSpecBundle() throws {
-        let rootfs = try BusyboxRootfs()
+        let rootfs = try ContainerFixture.makeRootfs()
         defer { rootfs.remove() }
         try Command.check("runc", ["spec", "--bundle", rootfs.bundle])
         var spec = try ContainerSpec.load(bundle: rootfs.bundle)
