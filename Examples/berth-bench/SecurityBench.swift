@@ -19,6 +19,9 @@ struct SecurityBench: ParsableCommand {
     @Option(help: "Iterations per measurement.")
     var iterations = 50
 
+    @Option(help: "Container starts per variant (0 skips the container comparison).")
+    var containers = 40
+
     func run() throws {
         let caps = CapabilitySet.dockerDefault
         var compile: [Double] = []
@@ -54,6 +57,47 @@ struct SecurityBench: ParsableCommand {
         print("per-start overhead, cached:               \(fmt(cachedTotal, 3)) ms (goal < 1 ms)")
         print("per-start overhead, new process + disk:   \(fmt(diskTotal, 3)) ms (goal < 1 ms)")
         print("per-start overhead, first start:          \(fmt(median(compile) + median(install), 3)) ms")
+        if containers > 0 { try compareContainerStarts() }
+    }
+
+    /// Starts /bin/true in new pid/net/ipc/uts/mnt namespaces, alternating unconfined and the
+    /// defaults (capabilities, cached seccomp program, masked and read-only paths).
+    func compareContainerStarts() throws {
+        let bundle = try FileIO.makeTemporaryDirectory(prefix: "berth-bench-sec-")
+        defer { try? FileIO.removeTree(bundle) }
+        let rootfs = bundle + "/rootfs"
+        guard let busybox = ["/bin/busybox", "/usr/bin/busybox"].first(where: FileIO.exists) else {
+            throw BerthError(.notFound, "busybox not found: install busybox-static")
+        }
+        for dir in ["/bin", "/proc", "/dev", "/sys", "/tmp", "/etc"] { try FileIO.makeDirectories(rootfs + dir) }
+        try FileIO.writeAtomically(rootfs + "/bin/busybox", try FileIO.readBytes(busybox), mode: 0o755)
+        symlink("busybox", rootfs + "/bin/true")
+        let spec = ContainerSpec.make(rootfs: rootfs, args: ["/bin/true"])
+        let full = try SecurityOptions().resolve()
+        let variants: [(String, ProcessSecurity)] = [
+            ("unconfined", ProcessSecurity()),
+            ("capabilities only", ProcessSecurity(capabilities: full.capabilities)),
+            ("seccomp only", ProcessSecurity(seccompFilter: full.seccompFilter)),
+            ("masked + read-only paths only", ProcessSecurity(maskedPaths: full.maskedPaths, readonlyPaths: full.readonlyPaths)),
+            ("defaults (all of the above)", full),
+        ]
+        var samples = [[Double]](repeating: [], count: variants.count)
+        for i in 0..<(containers + 2) {
+            for (v, variant) in variants.enumerated() {
+                let t = try timeMillis {
+                    let security = v == variants.count - 1 ? try SecurityOptions().resolve() : variant.1
+                    _ = try ContainerProcess.run(spec, stdio: .null, security: security)
+                }
+                if i >= 2 { samples[v].append(t) }  // two warm-up rounds
+            }
+        }
+        let base = median(samples[0])
+        for (v, variant) in variants.enumerated() {
+            let m = median(samples[v])
+            var label = "container start /bin/true, " + variant.0 + ":"
+            while label.count < 62 { label += " " }
+            print("\(label)\(fmt(m, 3)) ms" + (v == 0 ? "" : "  (+\(fmt(m - base, 3)) ms)"))
+        }
     }
 
     final class Job: @unchecked Sendable {

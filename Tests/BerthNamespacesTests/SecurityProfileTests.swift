@@ -48,23 +48,23 @@ import Glibc
         let everything = CapabilitySet.all(upTo: last)
         #expect(everything.members.count == 41)
         // add + drop on the default set
-        var s = try CapabilitySet.resolving(add: ["net_admin"], drop: ["MKNOD", "cap_kill"], lastSupported: last)
+        var s = try CapabilitySet.resolving(add: ["net_admin"], drop: ["MKNOD", "cap_kill"], available: everything)
         #expect(s.contains(.netAdmin) && !s.contains(.mknod) && !s.contains(.kill) && s.contains(.chown))
         #expect(s.members.count == 13)
         // drop ALL keeps only the adds
-        s = try CapabilitySet.resolving(add: ["CHOWN"], drop: ["ALL"], lastSupported: last)
+        s = try CapabilitySet.resolving(add: ["CHOWN"], drop: ["ALL"], available: everything)
         #expect(s.members == [.chown])
         // add ALL minus drops
-        s = try CapabilitySet.resolving(add: ["all"], drop: ["SYS_ADMIN"], lastSupported: last)
+        s = try CapabilitySet.resolving(add: ["all"], drop: ["SYS_ADMIN"], available: everything)
         #expect(s.members.count == 40 && !s.contains(.sysAdmin))
         // add ALL beats drop ALL (Docker's order)
-        s = try CapabilitySet.resolving(add: ["ALL"], drop: ["ALL"], lastSupported: last)
+        s = try CapabilitySet.resolving(add: ["ALL"], drop: ["ALL"], available: everything)
         #expect(s.members.count == 41)
         // privileged ignores drops
-        s = try CapabilitySet.resolving(drop: ["ALL"], privileged: true, lastSupported: last)
+        s = try CapabilitySet.resolving(drop: ["ALL"], privileged: true, available: everything)
         #expect(s == everything)
         // an older kernel: capabilities above its last one are left out
-        s = try CapabilitySet.resolving(add: ["BPF", "PERFMON", "NET_ADMIN"], lastSupported: 37)
+        s = try CapabilitySet.resolving(add: ["BPF", "PERFMON", "NET_ADMIN"], available: .all(upTo: 37))
         #expect(!s.contains(.bpf) && !s.contains(.perfmon) && s.contains(.netAdmin))
         #expect(CapabilitySet.all(upTo: 37).mask == (1 << 38) - 1)
         // masks: bounding = effective = permitted, nothing inheritable or ambient
@@ -73,10 +73,15 @@ import Glibc
         #expect(m.inheritable == 0 && m.ambient == 0)
     }
 
-    @Test func kernelCapLastCapIsRead() throws {
+    @Test func kernelCapLastCapAndOwnBoundingSetLimitWhatIsAvailable() throws {
         let text = try FileIO.read("/proc/sys/kernel/cap_last_cap").trimmingSpaces()
         #expect(Capability.lastSupportedByKernel == Int(text))
         #expect(CapabilitySet.all().members.count == Capability.lastSupportedByKernel + 1)
+        let status = try FileIO.read("/proc/self/status")
+        let line = status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") }.map(String.init) ?? ""
+        let own = UInt64(line.dropFirst(7).filter { !$0.isWhitespace }, radix: 16) ?? 0
+        #expect(CapabilitySet.availableToContainers.mask == own & CapabilitySet.all().mask)
+        #expect(try CapabilitySet.resolving(privileged: true) == .availableToContainers)
     }
 
     // MARK: Seccomp profiles
@@ -304,7 +309,7 @@ import Glibc
 
         let p = try SecurityOptions(securityOpts: ["no-new-privileges"], capDrop: ["ALL"], privileged: true).resolve()
         #expect(p.seccompFilter == nil && p.maskedPaths.isEmpty && p.readonlyPaths.isEmpty)
-        #expect(p.capabilities == CapabilitySet.all().processMasks)
+        #expect(p.capabilities == CapabilitySet.availableToContainers.processMasks)
         #expect(p.noNewPrivileges)
         #expect(SecurityOptions(privileged: true).deviceRules == DeviceRule.allowAll)
 

@@ -17,7 +17,7 @@ import Glibc
 public final class SeccompProgramCache: Sendable {
     /// Where entries are stored, or `nil` for memory only.
     public let directory: String?
-    private let memory = Mutex<[String: [UInt8]]>([:])
+    private let memory = Mutex<[[UInt8]: [UInt8]]>([:])
 
     /// - Parameter directory: A directory for entries shared between processes (for example
     ///   `<state root>/seccomp`), or `nil` to cache in memory only.
@@ -52,7 +52,7 @@ public final class SeccompProgramCache: Sendable {
     /// Forgets everything held in memory (disk entries stay).
     public func removeAllFromMemory() { memory.withLock { $0.removeAll() } }
 
-    private func remember(_ key: String, _ program: [UInt8]) {
+    private func remember(_ key: [UInt8], _ program: [UInt8]) {
         memory.withLock { entries in
             // Profiles are few in practice; forget everything rather than grow without bound.
             if entries.count >= 64 { entries.removeAll() }
@@ -62,90 +62,116 @@ public final class SeccompProgramCache: Sendable {
 
     // MARK: Disk entries: [8-byte little-endian key length][key text][program]
 
-    private func path(for key: String) -> String? {
+    private func path(for key: [UInt8]) -> String? {
         guard let directory else { return nil }
         return directory + "/" + Self.fnv1a(key) + ".bpf"
     }
 
-    private func loadFromDisk(_ key: String) -> [UInt8]? {
+    private func loadFromDisk(_ key: [UInt8]) -> [UInt8]? {
         guard let path = path(for: key), let bytes = try? FileIO.readBytes(path), bytes.count > 8 else { return nil }
         var length = 0
         for i in 0..<8 { length |= Int(bytes[i]) << (8 * i) }
-        let keyBytes = Array(key.utf8)
+        let keyBytes = key
         guard length == keyBytes.count, bytes.count > 8 + length,
               bytes[8..<(8 + length)].elementsEqual(keyBytes) else { return nil }
         let program = Array(bytes[(8 + length)...])
         return program.count % 8 == 0 ? program : nil
     }
 
-    private func storeOnDisk(_ key: String, _ program: [UInt8]) {
+    private func storeOnDisk(_ key: [UInt8], _ program: [UInt8]) {
         guard let directory, let path = path(for: key) else { return }
         if !FileIO.isDirectory(directory) { try? FileIO.makeDirectories(directory, mode: 0o700) }
-        let keyBytes = Array(key.utf8)
+        let keyBytes = key
         var bytes: [UInt8] = (0..<8).map { UInt8((keyBytes.count >> (8 * $0)) & 0xff) }
         bytes += keyBytes
         bytes += program
         try? FileIO.writeAtomically(path, bytes, mode: 0o600)
     }
 
-    /// Everything the compiled program depends on, as text.
-    static func key(_ profile: SeccompProfile, _ capabilities: CapabilitySet, _ kernel: KernelVersion) -> String {
+    /// What every key starts with: the format, libseccomp's version and the native architecture.
+    static let keyPrefix: [UInt8] = {
         var v = "?"
         if let version = seccomp_version() {
             v = "\(version.pointee.major).\(version.pointee.minor).\(version.pointee.micro)"
         }
-        return "berth-seccomp 1|libseccomp \(v)|native \(seccomp_arch_native())|kernel \(kernel)|caps \(String(capabilities.mask, radix: 16))|"
-            + profile.canonicalText
+        return Array("berth-seccomp 1|libseccomp \(v)|native \(seccomp_arch_native())|".utf8)
+    }()
+
+    /// Everything the compiled program depends on, as bytes.
+    static func key(_ profile: SeccompProfile, _ capabilities: CapabilitySet, _ kernel: KernelVersion) -> [UInt8] {
+        var key = keyPrefix
+        key += Array("kernel \(kernel.major).\(kernel.minor)|caps \(capabilities.mask)|".utf8)
+        // The built-in profile is by far the most common: skip re-serializing it.
+        key += profile == .dockerDefault ? SeccompProfile.dockerDefaultCanonicalBytes : profile.canonicalBytes
+        return key
     }
 
-    /// 64-bit FNV-1a as hex: only a file name; the key text inside the file is what is trusted.
-    static func fnv1a(_ text: String) -> String {
+    /// 64-bit FNV-1a as hex: only a file name; the key bytes inside the file are what is trusted.
+    static func fnv1a(_ bytes: [UInt8]) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         let hex = String(h, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }
 
 extension SeccompProfile {
-    /// An unambiguous text of everything that affects compilation (strings are length-prefixed).
-    var canonicalText: String {
-        var out = ""
+    /// An unambiguous byte string of everything that affects compilation (every string and list
+    /// is length-prefixed, so no two profiles give the same bytes).
+    var canonicalBytes: [UInt8] {
+        var out: [UInt8] = []
         out.reserveCapacity(8192)
+        func int(_ n: UInt64) {
+            var n = n
+            repeat { out.append(UInt8(n & 0x7f) | (n > 0x7f ? 0x80 : 0)); n >>= 7 } while n > 0
+        }
         func s(_ text: String?) {
-            guard let text else { out += "~;"; return }
-            out += "\(text.utf8.count):"
-            out += text
+            guard let text else { out.append(0); return }
+            out.append(1)
+            int(UInt64(text.utf8.count))
+            out.append(contentsOf: text.utf8)
+        }
+        func optInt(_ n: UInt32?) {
+            guard let n else { out.append(0); return }
+            out.append(1)
+            int(UInt64(n))
         }
         func list(_ items: [String]?) {
-            guard let items else { out += "~;"; return }
-            out += "[\(items.count)"
+            guard let items else { out.append(0); return }
+            out.append(1)
+            int(UInt64(items.count))
             for i in items { s(i) }
-            out += "]"
         }
         func filter(_ f: SeccompRuleFilter?) {
-            guard let f else { out += "~;"; return }
-            out += "{"
+            guard let f else { out.append(0); return }
+            out.append(1)
             list(f.caps); list(f.arches); s(f.minKernel)
-            out += "}"
         }
         s(defaultAction.rawValue)
-        out += "e\(defaultErrnoRet.map(String.init) ?? "~");"
+        optInt(defaultErrnoRet)
         list(architectures)
-        out += "m\(archMap?.count ?? -1)"
-        for m in archMap ?? [] { s(m.architecture); list(m.subArchitectures) }
+        if let archMap {
+            out.append(1)
+            int(UInt64(archMap.count))
+            for m in archMap { s(m.architecture); list(m.subArchitectures) }
+        } else { out.append(0) }
         list(flags)
-        out += "r\(syscalls.count)"
+        int(UInt64(syscalls.count))
         for rule in syscalls {
-            out += "("
             list(rule.names)
             s(rule.action.rawValue)
-            out += "e\(rule.errnoRet.map(String.init) ?? "~");a\(rule.args?.count ?? -1)"
-            for a in rule.args ?? [] { out += "<\(a.index),\(a.value),\(a.valueTwo),\(a.op.libseccompValue)>" }
+            optInt(rule.errnoRet)
+            if let args = rule.args {
+                out.append(1)
+                int(UInt64(args.count))
+                for a in args { int(UInt64(a.index)); int(a.value); int(a.valueTwo); int(UInt64(a.op.libseccompValue)) }
+            } else { out.append(0) }
             filter(rule.includes)
             filter(rule.excludes)
-            out += ")"
         }
         return out
     }
+
+    /// ``dockerDefault``'s canonical bytes, computed once per process.
+    static let dockerDefaultCanonicalBytes = dockerDefault.canonicalBytes
 }
