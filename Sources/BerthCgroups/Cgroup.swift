@@ -80,6 +80,26 @@ public final class Cgroup: Sendable {
         return Cgroup(name: driver.name, driver: driver)
     }
 
+    /// The names of the groups directly below `parent` in any hierarchy (`berth/<id>` for each
+    /// container group under `berth`), so that an engine restarting after a crash can find groups
+    /// it no longer knows and remove them.
+    /// - Parameter parent: A group name such as `berth`.
+    /// - Returns: Full names, sorted; empty when `parent` does not exist.
+    public static func list(under parent: String) throws -> [String] {
+        let parent = try validate(name: parent)
+        let hierarchy = try CgroupHierarchy.detect()
+        var roots = Set<String>()
+        if hierarchy.mode != .unified {
+            for c in CgroupHierarchy.v1Controllers { if let m = hierarchy.v1Mounts[c] { roots.insert(m) } }
+        }
+        if let unified = hierarchy.unifiedMount { roots.insert(unified) }
+        var names = Set<String>()
+        for root in roots {
+            for child in ControlFiles.subdirectories(of: root + "/" + parent) { names.insert(parent + "/" + child) }
+        }
+        return names.sorted()
+    }
+
     /// Checks a group name and returns it without a leading or trailing `/`.
     /// - Throws: ``BerthError`` `.invalidArgument` naming the text.
     public static func validate(name: String) throws -> String {

@@ -107,7 +107,14 @@ public struct CgroupV1Driver: CgroupDriver {
         let d = try dir("memory")
         let memory = limits.memoryBytes.map { "\($0)" }
         guard let swap = limits.memorySwapBytes else {
-            if let memory { try ControlFiles.write(d, "memory.limit_in_bytes", memory, controller: "memory", purpose: "memory limit") }
+            guard let memory else { return }
+            do {
+                try ControlFiles.write(d, "memory.limit_in_bytes", memory, controller: "memory", purpose: "memory limit")
+            } catch let error as BerthError where error.errno == EINVAL {
+                throw BerthError(.invalidArgument,
+                    "\(error.message) (the memory+swap limit in memory.memsw.limit_in_bytes is lower: set memorySwapBytes too)",
+                    errno: EINVAL)
+            }
             return
         }
         // The kernel keeps memory ≤ memory+swap at every step: when the memory limit goes up,
@@ -157,6 +164,7 @@ public struct CgroupV1Driver: CgroupDriver {
     }
 
     public func stats() throws -> CgroupStats {
+        guard exists() else { throw BerthError(.notFound, "cgroup \(name) does not exist") }
         var s = CgroupStats()
         if let d = try? dir("memory") {
             s.memoryUsage = ControlFiles.number(d, "memory.usage_in_bytes")
@@ -198,8 +206,9 @@ public struct CgroupV1Driver: CgroupDriver {
             // side (by someone else) is caught by the loop below.
         }
         // Frozen, no task can fork a new one between reading the list and killing it.
+        // If freezing fails (a task stuck in the kernel), kill anyway: that matters more.
         let canFreeze = mounts["freezer"] != nil
-        if canFreeze { try freeze() }
+        if canFreeze { try? freeze() }
         defer { if canFreeze { try? thaw() } }
         try ControlFiles.killEach(try processes())
     }

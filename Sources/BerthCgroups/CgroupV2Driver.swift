@@ -45,9 +45,13 @@ public struct CgroupV2Driver: CgroupDriver {
               let enabled = try? ControlFiles.read(dir, "cgroup.subtree_control") else { return }
         let have = Set(enabled.split(separator: " ").map(String.init))
         let offer = Set(offered.split(separator: " ").map(String.init))
-        for c in Self.wantedControllers where offer.contains(c) && !have.contains(c) {
-            // Failing here (another process races us) surfaces later as a missing limit file.
-            try? FileIO.writeControl(dir + "/cgroup.subtree_control", "+" + c)
+        let missing = Self.wantedControllers.filter { offer.contains($0) && !have.contains($0) }
+        guard !missing.isEmpty else { return }
+        // One write enables all; the kernel rejects the whole write if one fails, so then try each
+        // alone. A controller that stays off surfaces later as a missing limit file.
+        let file = dir + "/cgroup.subtree_control"
+        if (try? FileIO.writeControl(file, missing.map { "+" + $0 }.joined(separator: " "))) == nil {
+            for c in missing { try? FileIO.writeControl(file, "+" + c) }
         }
     }
 
@@ -152,7 +156,7 @@ public struct CgroupV2Driver: CgroupDriver {
             return
         }
         // Before Linux 5.14: freeze so that nothing forks past the list, kill each, thaw.
-        try freeze()
+        try? freeze()
         defer { try? thaw() }
         try ControlFiles.killEach(try processes())
     }

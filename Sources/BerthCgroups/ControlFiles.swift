@@ -93,7 +93,12 @@ enum ControlFiles {
                         if errno == EEXIST { throw BerthError(.alreadyExists, "cgroup \(dir) already exists") }
                         throw BerthError.system("mkdir \(dir)")
                     }
-                    try prepare(dir, parent)
+                    do {
+                        try prepare(dir, parent)
+                    } catch let error as BerthError where error.errno == ENOENT && attempt < 7 {
+                        raced = true
+                        break
+                    }
                 }
                 if !raced { break }
             }
@@ -102,6 +107,21 @@ enum ControlFiles {
             throw error
         }
         return created
+    }
+
+    /// The names of the directories directly inside `dir` (none when it does not exist).
+    static func subdirectories(of dir: String) -> [String] {
+        guard let handle = opendir(dir) else { return [] }
+        defer { closedir(handle) }
+        var result: [String] = []
+        while let entry = readdir(handle) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { result.append(name) }
+        }
+        return result
     }
 
     /// Best-effort rmdir of each directory in order.

@@ -180,6 +180,15 @@ public final class ContainerProcess: @unchecked Sendable {
         let groups = process.user.additionalGids ?? []
         c.pointee.groups = UnsafePointer(child.array(groups))
         c.pointee.group_count = Int32(groups.count)
+        let limits = try (process.rlimits ?? []).map { r -> berth_rlimit in
+            guard let resource = ContainerSpec.Rlimit.resources[r.type] else {
+                throw BerthError(.invalidArgument, "unknown rlimit type \(r.type) (expected one of \(ContainerSpec.Rlimit.resources.keys.sorted().joined(separator: ", ")))")
+            }
+            guard r.soft <= r.hard else { throw BerthError(.invalidArgument, "rlimit \(r.type): soft limit \(r.soft) is above the hard limit \(r.hard)") }
+            return berth_rlimit(resource: resource, soft: r.soft, hard: r.hard)
+        }
+        c.pointee.rlimits = UnsafePointer(child.array(limits))
+        c.pointee.rlimit_count = Int32(limits.count)
         c.pointee.stdio = (io.fds[0], io.fds[1], io.fds[2])
         c.pointee.pdeathsig = options.parentDeathSignal
         c.pointee.argv = UnsafePointer(child.stringArray(process.args))
@@ -205,7 +214,7 @@ public final class ContainerProcess: @unchecked Sendable {
         }
         let context = ChildFailure.Context(
             argv0: argv0, rootfs: rootfs, steps: plan?.steps ?? [], joins: reportedJoins, security: security,
-            hostname: spec.hostname, domainname: spec.domainname, cwd: process.cwd, user: process.user)
+            rlimits: (process.rlimits ?? []).map(\.type), hostname: spec.hostname, domainname: spec.domainname, cwd: process.cwd, user: process.user)
         let container = ContainerProcess(pid: pid, pidfd: pidfd, syncFD: syncPipe[1], errorFD: errorPipe[0], context: context)
         if newUser {
             // Releasing `container` on a throw kills and reaps the child.

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -305,6 +306,13 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
      * moves links into our network namespace, then sends one byte (or closes its end to abort).
      * Nothing of the container's program runs before that. */
     wait_for_parent(cfg);
+
+    /* Before setuid: raising a hard limit needs CAP_SYS_RESOURCE. */
+    for (int i = 0; i < cfg->rlimit_count; i++) {
+        struct rlimit64 lim = { cfg->rlimits[i].soft, cfg->rlimits[i].hard };
+        if (prlimit64(0, (enum __rlimit_resource)cfg->rlimits[i].resource, &lim, NULL) != 0)
+            fail(cfg, BERTH_STAGE_RLIMIT, errno, i, 0);
+    }
 
     /* stdio: move sources out of 0..2 first so that dup2 cannot clobber a later source. */
     int src[3] = { cfg->stdio[0], cfg->stdio[1], cfg->stdio[2] };

@@ -42,19 +42,19 @@ import Glibc
     }
 
     @Test func runsARuncSpecBundle() throws {
-        let rootfs = try BusyboxRootfs()
+        let rootfs = try ContainerFixture.makeRootfs()
         defer { rootfs.remove() }
         try Command.check("runc", ["spec", "--bundle", rootfs.bundle])
         var spec = try ContainerSpec.load(bundle: rootfs.bundle)
         #expect(spec.root?.path == rootfs.bundle + "/rootfs")
-        spec.process?.args = ["/bin/sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; touch /x 2>/dev/null || echo readonly"]
+        spec.process?.args = ["/bin/sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; ulimit -n; touch /x 2>/dev/null || echo readonly"]
         spec.process?.terminal = false
         let out = rootfs.bundle + "/out"
         let status = try ContainerProcess.run(spec, stdio: ProcessStdio(stdout: .file(out), stderr: .file(out, append: true)))
         let output = try FileIO.read(out)
         #expect(status == .exited(0), "\(output)")
         #expect(output.hasPrefix("runc\n/bin/sh -c"))
-        #expect(output.hasSuffix("readonly\n"))
+        #expect(output.hasSuffix("1024\nreadonly\n"))  // runc spec's RLIMIT_NOFILE
     }
 
     @Test func specSecurityReachesTheContainer() throws {
@@ -74,6 +74,17 @@ import Glibc
         #expect(lines.contains("Seccomp: 2"))
         #expect(lines.contains("NoNewPrivs: 1"))
         #expect(lines.contains("denied"))
+    }
+
+    @Test func badRlimitIsAClearError() throws {
+        let f = try ContainerFixture()
+        var spec = f.spec("true")
+        spec.process?.rlimits = [.init(type: "RLIMIT_BOGUS", soft: 1, hard: 1)]
+        #expect {
+            try ContainerProcess.run(spec, stdio: .null)
+        } throws: { e in
+            (e as? BerthError)?.code == .invalidArgument && "\(e)".contains("RLIMIT_BOGUS")
+        }
     }
 
     @Test func unknownCapabilityInSpecIsAClearError() throws {

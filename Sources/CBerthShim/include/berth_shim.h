@@ -77,7 +77,7 @@ enum berth_stage {
     BERTH_STAGE_CWD, BERTH_STAGE_BOUNDING, BERTH_STAGE_KEEPCAPS, BERTH_STAGE_SETGROUPS,
     BERTH_STAGE_SETGID, BERTH_STAGE_SETUID, BERTH_STAGE_CAPSET, BERTH_STAGE_AMBIENT,
     BERTH_STAGE_NO_NEW_PRIVS, BERTH_STAGE_SECCOMP, BERTH_STAGE_STDIO, BERTH_STAGE_EXEC,
-    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT, BERTH_STAGE_LOOPBACK
+    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT, BERTH_STAGE_LOOPBACK, BERTH_STAGE_RLIMIT
 };
 
 /* Sub-steps of BERTH_STAGE_MOUNT. */
@@ -93,6 +93,9 @@ struct berth_child_error {
 };
 
 #define BERTH_MAX_JOIN 8
+
+/* One resource limit (setrlimit resource number, soft and hard values). */
+struct berth_rlimit { int resource; uint64_t soft; uint64_t hard; };
 
 struct berth_spawn_config {
     int clone_flags;                 /* CLONE_NEW* for namespaces to create */
@@ -129,6 +132,9 @@ struct berth_spawn_config {
     gid_t gid;
     const gid_t *groups;
     int group_count;
+
+    const struct berth_rlimit *rlimits;
+    int rlimit_count;
 
     int stdio[3];                    /* -1: inherit */
     int pdeathsig;                   /* 0: none */
