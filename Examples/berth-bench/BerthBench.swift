@@ -9,12 +9,9 @@ struct BerthBench: ParsableCommand {
         abstract: "Benchmarks Berth against runc/crun, CNI, docker-proxy and umoci in one run.",
         subcommands: [
             // Add each benchmark's subcommand here (one line each).
-<<<<<<< HEAD
             NetworkBenchmark.self,
-=======
             StartBenchmark.self,
             SecurityBench.self,
->>>>>>> sec
         ]
     )
 }
