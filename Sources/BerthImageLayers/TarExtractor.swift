@@ -19,6 +19,8 @@ public struct ExtractionResult: Sendable {
     public var blobSize: Int64
     /// Entries applied.
     public var entries: Int
+    /// Bytes of regular-file data written.
+    public var contentSize: Int64
 }
 
 /// Safe, streaming extraction of (optionally gzip-compressed) tar archives into a directory.
@@ -66,7 +68,8 @@ public enum TarExtractor {
         let diffID = tarStream.hasher.finish()
         let blob = compressed ? (file.hasher?.finish() ?? diffID) : diffID
         return ExtractionResult(diffID: diffID, blobDigest: blob, compressed: compressed,
-                                tarSize: tarStream.count, blobSize: file.count, entries: entries)
+                                tarSize: tarStream.count, blobSize: file.count, entries: entries,
+                                contentSize: extractor.contentSize)
     }
 }
 
@@ -82,6 +85,8 @@ final class LayerWriter {
     /// Paths written by this layer (flatten mode: an opaque marker keeps them).
     private var written: Set<String> = []
     private let isRoot = geteuid() == 0
+    /// Bytes of regular-file data written.
+    private(set) var contentSize: Int64 = 0
 
     init(target: String, archiveName: String, options: ExtractionOptions) throws {
         rootFD = open(target, Int32(BERTH_O_PATH) | O_DIRECTORY | O_CLOEXEC)
@@ -277,6 +282,7 @@ final class LayerWriter {
             guard fd >= 0 else { throw BerthError.system("\(archiveName): entry \(e.name): create file") }
             defer { close(fd) }
             if e.size > 0 {
+                contentSize += e.size
                 try reader.readData { try writeAll(fd, $0, what: "\(archiveName): entry \(e.name)") }
             }
             try finish(fd, e)
