@@ -35,14 +35,6 @@ struct PendingImage {
 }
 
 extension LayerStore {
-    /// The extraction rules the store uses for image layers: overlay whiteouts, setuid bits kept
-    /// (images carry `su`, `passwd`…), device nodes refused.
-    static var layerOptions: ExtractionOptions {
-        var o = ExtractionOptions(whiteouts: .overlay)
-        o.keepSetuidBits = true
-        return o
-    }
-
     /// Imports images from a `docker save` tarball, an OCI layout directory or a rootfs tarball.
     ///
     /// Everything is unpacked and verified in a staging directory first (config digests, blob
@@ -152,7 +144,7 @@ extension LayerStore {
         if let progress {
             file.onProgress = { progress(Progress(layerIndex: index, layerCount: count, bytesDone: $0, bytesTotal: total)) }
         }
-        let r = try TarExtractor.extract(reader: file, name: "layer \(index) (\(blob))", into: dir + "/diff", options: Self.layerOptions)
+        let r = try TarExtractor.extract(reader: file, name: "layer \(index) (\(blob))", into: dir + "/diff", options: layerOptions)
         if let expectedBlob, r.blobDigest != expectedBlob {
             throw BerthError(.corrupt, "layer \(index) (\(blob)): blob digest \(r.blobDigest) does not match the expected \(expectedBlob)")
         }

@@ -34,11 +34,21 @@ public struct Image: Sendable {
 public final class LayerStore: Sendable {
     /// The state root.
     public let root: String
+    /// How layers are unpacked: overlay whiteouts, setuid bits kept (images carry `su`,
+    /// `passwd`…), device nodes refused unless the store was opened with `allowDeviceNodes`.
+    public let layerOptions: ExtractionOptions
 
     /// Opens (creating if needed) a store under `root`.
-    /// - Parameter root: The state directory, e.g. `/var/lib/berth/image`.
-    public init(root: String) throws {
+    /// - Parameters:
+    ///   - root: The state directory, e.g. `/var/lib/berth/image`.
+    ///   - allowDeviceNodes: Accept layers holding character or block devices (a debootstrap
+    ///     rootfs has /dev/null and friends); refused by default.
+    public init(root: String, allowDeviceNodes: Bool = false) throws {
         self.root = root
+        var o = ExtractionOptions(whiteouts: .overlay)
+        o.keepSetuidBits = true
+        o.allowDeviceNodes = allowDeviceNodes
+        layerOptions = o
         for dir in ["", "/blobs/sha256", "/layers", "/images", "/containers", "/tmp"] {
             try FileIO.makeDirectories(root + dir, mode: 0o700)
         }

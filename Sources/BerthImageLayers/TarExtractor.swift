@@ -57,18 +57,18 @@ public enum TarExtractor {
         let peek = PeekingReader(file)
         let magic = try peek.peek(2)
         let compressed = magic == [0x1f, 0x8b]
-        let tarStream = HashingReader(compressed ? try GzipReader(peek, name: name) : peek)
-        let source = PipelinedChunkSource(tarStream)
+        let tarStream: any ByteReader = compressed ? try GzipReader(peek, name: name) : peek
+        let source = PipelinedChunkSource(tarStream, hashOnConsumer: true)
         defer { source.close() }
         let reader = TarReader(source: source, name: name, limits: options.limits)
         let extractor = try LayerWriter(target: target, archiveName: name, options: options)
         let entries = try extractor.apply(reader)
         // Drain what follows the end-of-archive marker so that the digests cover the whole blob.
         while try source.nextChunk() != nil {}
-        let diffID = tarStream.hasher.finish()
+        let diffID = source.consumerHasher!.finish()
         let blob = compressed ? (file.hasher?.finish() ?? diffID) : diffID
         return ExtractionResult(diffID: diffID, blobDigest: blob, compressed: compressed,
-                                tarSize: tarStream.count, blobSize: file.count, entries: entries,
+                                tarSize: source.count, blobSize: file.count, entries: entries,
                                 contentSize: extractor.contentSize)
     }
 }
