@@ -105,7 +105,8 @@ extension LayerStore {
         for _ in 0..<8 {
             guard let e = try reader.next() else { break }
             let n = e.name.hasPrefix("./") ? String(e.name.dropFirst(2)) : e.name
-            if ["manifest.json", "repositories", "oci-layout", "index.json"].contains(n) || n.hasPrefix("blobs/") { return .dockerSave }
+            if ["manifest.json", "repositories", "oci-layout", "index.json"].contains(n) || n.hasPrefix("blobs/")
+                || n.hasSuffix("/layer.tar") || n.hasSuffix("/VERSION") { return .dockerSave }
             let head = n.split(separator: "/").first.map(String.init) ?? n
             let stem = head.hasSuffix(".json") ? String(head.dropLast(5)) : head
             if (try? Digest(parsing: stem, allowBare: true)) != nil { return .dockerSave }
