@@ -19,6 +19,9 @@ struct UnpackBenchmark: ParsableCommand {
     @Option(help: "Rounds per tool.")
     var rounds = 5
 
+    @Option(help: "Comma-separated tools to run (berth, umoci, tar); the summary line needs all three.")
+    var tools = "berth,umoci,tar"
+
     @Option(help: "Debian suite for debootstrap.")
     var suite = "bookworm"
 
@@ -52,7 +55,10 @@ struct UnpackBenchmark: ParsableCommand {
         var options = ExtractionOptions(whiteouts: .overlay)
         options.allowDeviceNodes = true
         options.keepSetuidBits = true
-        let tools = ["berth", "umoci", "tar"]
+        let tools = self.tools.split(separator: ",").map(String.init)
+        guard !tools.isEmpty, tools.allSatisfy({ ["berth", "umoci", "tar"].contains($0) }) else {
+            throw ValidationError("--tools takes berth, umoci and tar")
+        }
         var files = 0
         for round in 0..<rounds {
             for k in 0..<tools.count {
@@ -81,6 +87,8 @@ struct UnpackBenchmark: ParsableCommand {
                 try FileIO.removeTree(target)
             }
         }
+        for tool in tools { print("\(tool): median \(fmt(median(times[tool]!), 3)) s") }
+        guard tools.count == 3 else { return }
         let b = median(times["berth"]!), u = median(times["umoci"]!), t = median(times["tar"]!)
         var st = stat()
         stat(layer, &st)

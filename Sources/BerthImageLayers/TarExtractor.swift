@@ -38,10 +38,10 @@ public enum TarExtractor {
     ///   - archive: A tar file, gzip-compressed or not (detected from its first bytes).
     ///   - target: An existing directory.
     ///   - options: Whiteout handling and what is allowed.
-    ///   - progress: Called with compressed bytes read so far.
+    ///   - progress: Called with bytes read so far and the archive's size, from the reading thread.
     /// - Returns: The digests and sizes of what was read.
     public static func extract(archive: String, into target: String, options: ExtractionOptions = ExtractionOptions(),
-                               progress: ((Int64, Int64) -> Void)? = nil) throws -> ExtractionResult {
+                               progress: (@Sendable (Int64, Int64) -> Void)? = nil) throws -> ExtractionResult {
         let file = try FileReader(path: archive)
         file.hasher = SHA256()
         var st = stat()
