@@ -248,8 +248,14 @@ public final class LayerStore: Sendable {
     public func layerPath(_ diffID: Digest) -> String { layerDir(diffID) + "/diff" }
 }
 
-/// `name` → `name:latest` when it has no tag.
-func normalizeTag(_ name: String) -> String {
+/// `name` → `name:latest` when it has no tag; Docker Hub names in their familiar form
+/// (`docker.io/library/busybox` → `busybox`).
+func normalizeTag(_ raw: String) -> String {
+    var name = raw
+    for prefix in ["docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"] where name.hasPrefix(prefix) {
+        name = String(name.dropFirst(prefix.count))
+        break
+    }
     let lastSlash = name.lastIndex(of: "/")
     let tail = lastSlash.map { name[name.index(after: $0)...] } ?? Substring(name)
     return tail.contains(":") ? name : name + ":latest"
