@@ -45,6 +45,8 @@ struct UnpackBenchmark: ParsableCommand {
             umount2(tmpfs, Int32(MNT_DETACH))
             rmdir(tmpfs)
         }
+        // Keep the scratch mount out of any shared peer group (nothing propagates elsewhere).
+        _ = mount("none", tmpfs, nil, UInt(MS_PRIVATE), nil)
         // The inputs live on the tmpfs too, so that every tool reads from memory.
         let layerCopy = tmpfs + "/layer.tar.gz"
         try Command.check("cp", [layer, layerCopy])
