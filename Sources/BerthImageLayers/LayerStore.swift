@@ -239,6 +239,32 @@ public final class LayerStore: Sendable {
         return out
     }
 
+    /// Removes what a crash can leave behind: staging directories of processes that no longer
+    /// exist, layers no image or rootfs references, blobs no image or layer references.
+    /// - Returns: What was removed, one line each.
+    @discardableResult
+    public func collectGarbage() throws -> [String] {
+        try withLock {
+            var out: [String] = []
+            for name in try listDirectory(root + "/tmp") {
+                let parts = name.split(separator: "-")
+                if parts.count >= 3, let pid = Int32(parts[1]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                    try FileIO.removeTree(root + "/tmp/" + name)
+                    out.append("Removed staging: \(name)")
+                }
+            }
+            out += try removeUnreferencedLayers()
+            var keep = Set<String>()
+            for r in try imageRecords() { keep.insert(r.id.hex) }
+            for d in try layers() { if let rec = try? layerRecord(d) { keep.insert(rec.blob.hex) } }
+            for name in try listDirectory(root + "/blobs/sha256") where !keep.contains(name) {
+                unlink(root + "/blobs/sha256/" + name)
+                out.append("Deleted blob: sha256:\(name)")
+            }
+            return out
+        }
+    }
+
     /// The names of the layers stored, for inspection.
     public func layers() throws -> [Digest] {
         try listDirectory(root + "/layers").compactMap { try? Digest(parsing: $0, allowBare: true) }.sorted()

@@ -86,6 +86,26 @@ import Glibc
         #expect(try listDirectory(s.path + "/root/tmp").isEmpty)
     }
 
+    @Test func garbageFromACrashIsCollected() throws {
+        let s = try Scratch("gc")
+        defer { s.remove() }
+        let layer = s.path + "/l.tar"
+        try writeTar(layer, [.file("a", "a")])
+        let store = try LayerStore(root: s.path + "/root")
+        let img = try store.importRootfs(layer, tag: "keep")
+        // A dead process's staging dir, an orphan layer and an orphan blob.
+        try FileIO.makeDirectories(s.path + "/root/tmp/import-2147483646-abcdef/layer-0/diff")
+        let orphan = Digest.of(Array("orphan".utf8))
+        try FileIO.makeDirectories(store.layerPath(orphan))
+        try FileIO.writeAtomically(s.path + "/root/blobs/sha256/" + orphan.hex, "x")
+        let removed = try store.collectGarbage()
+        #expect(removed.count == 3, "\(removed)")
+        #expect(try listDirectory(s.path + "/root/tmp").isEmpty)
+        #expect(try store.layers() == img.layers)
+        #expect(try store.image("keep").id == img.id)
+        #expect(try store.collectGarbage().isEmpty)
+    }
+
     @Test func badReferencesAndNamesAreRefused() throws {
         let s = try Scratch("bad")
         defer { s.remove() }
