@@ -12,6 +12,7 @@ struct BerthBench: ParsableCommand {
             NetworkBenchmark.self,
             StartBenchmark.self,
             SecurityBench.self,
+            UnpackBenchmark.self,
         ]
     )
 }

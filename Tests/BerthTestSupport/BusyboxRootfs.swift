@@ -27,7 +27,9 @@ public final class BusyboxRootfs: @unchecked Sendable {
             }
             chmod(path + "/tmp", 0o1777)
             try FileIO.writeAtomically(path + "/bin/busybox", try FileIO.readBytes(busybox), mode: 0o755)
-            let list = try Command.check(path + "/bin/busybox", ["--list-full"]).stdout
+            // Ask the host copy: executing the fresh copy can fail with ETXTBSY while another thread's
+            // spawned child still holds the write descriptor between fork and exec.
+            let list = try Command.check(busybox, ["--list-full"]).stdout
             for line in list.split(separator: "\n") where !line.isEmpty {
                 let target = path + "/" + line
                 if FileIO.exists(target) { continue }
