@@ -1,6 +1,7 @@
 import BerthNamespaces
 import BerthSystem
 import BerthTestSupport
+import CBerthShim
 import Testing
 
 #if canImport(Glibc)
@@ -176,5 +177,19 @@ import Glibc
         #expect(r.status == .exited(0), "\(r.output)")
         #expect(r.output.hasPrefix("sysfs ro"))
         #expect(r.output.hasSuffix("1\n"))
+    }
+}
+
+@Suite struct CloneFallbackTests {
+    @Test func plainCloneWorksToo() throws {
+        let f = try ContainerFixture()
+        berth_spawn_use_clone3(0)
+        defer { berth_spawn_use_clone3(1) }
+        let r = try f.run("echo pid=$$")
+        #expect(r.status == .exited(0))
+        #expect(r.output == "pid=1\n")
+        let c = try ContainerProcess.spawn(f.spec("sleep 30"), stdio: .null)
+        try c.kill(SIGKILL)
+        #expect(try c.wait() == .signaled(SIGKILL))
     }
 }
