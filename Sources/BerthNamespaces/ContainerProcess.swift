@@ -25,6 +25,7 @@ public final class ContainerProcess: @unchecked Sendable {
         /// A signal the kernel sends the container when the thread that created it exits (0: none).
         public var parentDeathSignal: Int32 = 0
 
+        /// - Parameter parentDeathSignal: The signal, e.g. `SIGKILL`; 0 for none.
         public init(parentDeathSignal: Int32 = 0) {
             self.parentDeathSignal = parentDeathSignal
         }
