@@ -68,3 +68,25 @@ import Glibc
         #expect(throws: BerthError.self) { _ = try ContainerSpec.exec(into: 99_999_999, args: ["true"]) }
     }
 }
+
+@Suite struct SyncPointTests {
+    @Test func parentMovesAVethInBeforeTheProgramRuns() throws {
+        let host = try SandboxHost()
+        defer { host.close() }
+        let f = try ContainerFixture()
+        let outside = testName("vo"), inside = testName("vi")
+        try host.sh("ip link add \(outside) type veth peer name \(inside)")
+        let c = try ContainerProcess.create(f.spec("ip -o link | grep -c \(inside); exit 0"),
+                                            stdio: ProcessStdio(stdout: .file(f.outputPath)))
+        // Still waiting at the sync point: not exec'd yet (its command name is still ours).
+        let comm = try FileIO.read("/proc/\(c.pid)/comm")
+        #expect(comm != "sh\n" && comm != "busybox\n")
+        try host.sh("ip link set \(inside) netns \(c.pid)")
+        try c.start()
+        #expect(try c.wait() == .exited(0))
+        #expect(try FileIO.read(f.outputPath) == "1\n")
+        // The container's namespace is gone with it; the sandbox still has the other end or
+        // lost it with the pair — either way nothing leaks into the root namespace.
+        #expect(!(try Command.check("ip", ["-o", "link"]).stdout.contains(outside)))
+    }
+}
