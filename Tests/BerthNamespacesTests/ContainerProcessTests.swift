@@ -19,6 +19,16 @@ import Glibc
         #expect(Int(lines.last ?? "") ?? 99 <= 3)
     }
 
+    @Test func noDescriptorOfTheParentLeaks() throws {
+        let f = try ContainerFixture()
+        // Some open descriptors in the test process that must not reach the container.
+        let extra = open("/dev/null", O_RDONLY)
+        defer { close(extra) }
+        let r = try f.run("ls /proc/self/fd | tr '\\n' ' '")
+        #expect(r.status == .exited(0))
+        #expect(r.output == "0 1 2 3 ")  // stdio + the directory `ls` is reading
+    }
+
     @Test func hostnameIsIsolated() throws {
         let f = try ContainerFixture()
         var spec = f.spec("hostname")
