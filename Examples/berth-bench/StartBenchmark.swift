@@ -40,9 +40,10 @@ struct StartBenchmark: ParsableCommand {
             counter += 1
             var limits = CgroupLimits()
             limits.memoryBytes = 64 << 20
+            // The cgroup is made while the child builds its rootfs: it waits at the sync point.
+            let c = try ContainerProcess.create(spec, stdio: .null)
             let cgroup = try Cgroup.create(name: "berth-bench-\(prefix)-\(counter)", limits: limits)
             defer { try? cgroup.killAll(); try? cgroup.destroy() }
-            let c = try ContainerProcess.create(spec, stdio: .null)
             try cgroup.add(pid: c.pid)
             try c.start()
             let status = try c.wait()
