@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "BerthCgroups", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "BerthNetLink", dependencies: ["BerthSystem", "BerthNamespaces", "CNetlink"], swiftSettings: strict),
         .target(name: "BerthIPAM", dependencies: ["BerthSystem"], swiftSettings: strict),
-        .target(name: "BerthPortMapper", dependencies: ["BerthSystem", "BerthNamespaces", "CBerthShim"], swiftSettings: strict),
+        .target(name: "BerthPortMapper", dependencies: ["BerthSystem", "CBerthShim"], swiftSettings: strict),
         .target(name: "BerthImageLayers", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "BerthLinks", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "Berth", dependencies: [
@@ -60,9 +60,12 @@ let package = Package(
         .executableTarget(name: "berth-ipam", dependencies: ["BerthIPAM", "BerthNetLink",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth-ipam", swiftSettings: strict),
-        .executableTarget(name: "berth-portmap", dependencies: ["BerthPortMapper", "BerthNetLink", "BerthNamespaces",
+        .executableTarget(name: "berth-portmap", dependencies: ["BerthPortMapper", "BerthNamespaces",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Examples/berth-portmap", swiftSettings: strict),
+            path: "Examples/berth-portmap", exclude: ["proxy"], swiftSettings: strict),
+        // The userland proxy as a lean process of its own (no Foundation): docker-proxy's flags.
+        .executableTarget(name: "berth-proxy", dependencies: ["BerthPortMapper"],
+            path: "Examples/berth-portmap/proxy", swiftSettings: strict),
         .executableTarget(name: "berth-layers", dependencies: ["BerthImageLayers",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth-layers", swiftSettings: strict),
