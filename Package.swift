@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "BerthNetLink", targets: ["BerthNetLink"]),
         .library(name: "BerthIPAM", targets: ["BerthIPAM"]),
         .library(name: "BerthPortMapper", targets: ["BerthPortMapper"]),
+        .library(name: "BerthNetwork", targets: ["BerthNetwork"]),
         .library(name: "BerthImageLayers", targets: ["BerthImageLayers"]),
         .library(name: "BerthLinks", targets: ["BerthLinks"]),
         .library(name: "Berth", targets: ["Berth"]),
@@ -35,6 +36,7 @@ let package = Package(
         .target(name: "BerthNetLink", dependencies: ["BerthSystem", "BerthNamespaces", "CNetlink"], swiftSettings: strict),
         .target(name: "BerthIPAM", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "BerthPortMapper", dependencies: ["BerthSystem", "CBerthShim"], swiftSettings: strict),
+        .target(name: "BerthNetwork", dependencies: ["BerthSystem", "BerthNamespaces", "BerthNetLink", "BerthIPAM", "BerthPortMapper"], swiftSettings: strict),
         .target(name: "BerthImageLayers", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "BerthLinks", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "Berth", dependencies: [
@@ -74,7 +76,7 @@ let package = Package(
             path: "Examples/berth", swiftSettings: strict),
         .executableTarget(name: "berth-bench", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",
-            "BerthPortMapper", "BerthImageLayers",
+            "BerthPortMapper", "BerthImageLayers", "BerthNetwork",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth-bench", swiftSettings: strict),
 
@@ -84,9 +86,10 @@ let package = Package(
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthTestSupport"], swiftSettings: strict),
         .testTarget(name: "BerthNetLinkTests", dependencies: ["BerthNetLink", "BerthTestSupport"], swiftSettings: strict),
         .testTarget(name: "BerthIPAMTests", dependencies: ["BerthIPAM", "BerthTestSupport"], swiftSettings: strict),
+        .testTarget(name: "BerthNetworkTests", dependencies: ["BerthNetwork", "BerthTestSupport"], swiftSettings: strict),
         .testTarget(name: "BerthPortMapperTests", dependencies: ["BerthPortMapper", "BerthTestSupport"], swiftSettings: strict),
         .testTarget(name: "BerthImageLayersTests", dependencies: ["BerthImageLayers", "BerthTestSupport"], swiftSettings: strict),
         .testTarget(name: "BerthLinksTests", dependencies: ["BerthLinks"], swiftSettings: strict),
-        .testTarget(name: "BerthTests", dependencies: ["Berth", "BerthTestSupport"], swiftSettings: strict),
+        .testTarget(name: "BerthTests", dependencies: ["Berth", "BerthLinks", "BerthTestSupport"], swiftSettings: strict),
     ]
 )

@@ -1,2 +1,0 @@
-/// BerthCgroups: placeholder replaced by the issue that fills this module.
-public enum BerthCgroupsModule {}
