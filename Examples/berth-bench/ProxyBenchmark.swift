@@ -175,7 +175,14 @@ enum Background {
 enum Iperf {
     /// One iperf3 client run; the receiver's byte count and rate.
     static func run(_ ip: String, _ port: Int, seconds: Int) throws -> (gbits: Double, bytes: Double) {
-        let out = try Command.check("iperf3", ["-c", ip, "-p", String(port), "-t", String(seconds), "-f", "m"]).stdout
+        let args = ["-c", ip, "-p", String(port), "-t", String(seconds), "-f", "m"]
+        var result = try Command.run("iperf3", args)
+        if !result.succeeded {
+            // The server sometimes resets a control connection that follows a test too closely.
+            usleep(500_000)
+            result = try Command.check("iperf3", args)
+        }
+        let out = result.stdout
         guard let line = out.split(separator: "\n").last(where: { $0.hasSuffix("receiver") }) else {
             throw BerthError(.corrupt, "no receiver line in iperf3 output: \(out)")
         }

@@ -255,7 +255,7 @@ final class ProxyLoop: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return  // EAGAIN, or EMFILE and friends: try again on the next event
             }
-            guard let upstream = ProxySockets.connectUpstream(l.mapping) else {
+            guard let upstream = ProxySockets.connectUpstream(l.mapping, congestionControl: options.upstreamCongestionControl) else {
                 Glibc.close(client)
                 continue
             }
