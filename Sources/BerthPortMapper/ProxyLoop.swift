@@ -255,9 +255,12 @@ final class ProxyLoop: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return  // EAGAIN, or EMFILE and friends: try again on the next event
             }
-            guard let upstream = ProxySockets.connectUpstream(l.mapping, congestionControl: options.upstreamCongestionControl) else {
+            guard let upstream = ProxySockets.connectUpstream(l.mapping, congestionControl: options.localCongestionControl) else {
                 Glibc.close(client)
                 continue
+            }
+            if let cc = options.localCongestionControl, ProxySockets.peerIsLoopback(client) {
+                ProxySockets.setCongestionControl(client, cc)
             }
             if options.noDelay {
                 var one: Int32 = 1
