@@ -447,8 +447,6 @@ final class ProxyLoop: @unchecked Sendable {
 
 /// A one-shot signal from the loop to a submitter.
 final class ProxyCompletion: @unchecked Sendable {
-    private let mutex = PthreadMutex()
-    private var cond = pthread_cond_t()
     private var done = false
     private let condPtr: UnsafeMutablePointer<pthread_cond_t>
     private let mutexPtr: UnsafeMutablePointer<pthread_mutex_t>
