@@ -13,6 +13,7 @@ struct BerthBench: ParsableCommand {
             StartBenchmark.self,
             SecurityBench.self,
             UnpackBenchmark.self,
+            ProxyBenchmark.self,
         ]
     )
 }

@@ -1,1 +1,0 @@
-print("berth-portmap: not implemented yet")
