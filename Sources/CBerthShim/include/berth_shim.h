@@ -34,4 +34,128 @@ int berth_errno(void);
 /* Sets IFF_UP on the loopback device of the calling thread's network namespace. */
 int berth_loopback_up(void);
 
+/* ---------------------------------------------------------------------------------------------
+ * Container spawn (spawn.c): clone into new or joined namespaces, set up the rootfs, apply the
+ * security settings and exec. The parent fills a berth_spawn_config completely before calling
+ * berth_spawn; the child only reads it (it runs on a copy-on-write copy of the parent's memory,
+ * never allocates and never calls into Swift). A failure in the child is written to error_fd as
+ * a struct berth_child_error and the child exits with status 127.
+ * ------------------------------------------------------------------------------------------- */
+
+/* What a step of the rootfs plan does. */
+enum berth_op_kind {
+    BERTH_OP_MOUNT = 1,      /* mount(source, target, fstype, flags, data), then optional remount */
+    BERTH_OP_MKNOD = 2,      /* mknod(target, mode, dev) (create an empty file first on EEXIST: ignored) */
+    BERTH_OP_SYMLINK = 3,    /* symlink(source, target) */
+    BERTH_OP_MKDIR = 4,      /* mkdir -p target with mode */
+};
+
+/* How to create a mount target before mounting. */
+enum berth_op_create { BERTH_CREATE_NONE = 0, BERTH_CREATE_DIR = 1, BERTH_CREATE_FILE = 2 };
+
+/* One step of the rootfs plan; paths are absolute host paths (under the rootfs) before pivot_root. */
+struct berth_mount_op {
+    int kind;                 /* enum berth_op_kind */
+    int create;               /* enum berth_op_create */
+    int optional;             /* ignore ENOENT/EPERM/EACCES/EINVAL failures of this step */
+    unsigned int mode;        /* MKNOD/MKDIR mode */
+    unsigned long long dev;   /* MKNOD device number */
+    const char *source;
+    const char *target;
+    const char *fstype;
+    const char *data;
+    unsigned long flags;          /* mount flags */
+    unsigned long remount_flags;  /* non-zero: remount with MS_BIND|MS_REMOUNT|remount_flags after a bind */
+    unsigned long propagation;    /* non-zero: mount(NULL, target, NULL, propagation) afterwards */
+};
+
+/* Where the child failed. */
+enum berth_stage {
+    BERTH_STAGE_SYNC = 1, BERTH_STAGE_SETNS, BERTH_STAGE_USERNS_ROOT, BERTH_STAGE_MAKE_PRIVATE,
+    BERTH_STAGE_BIND_ROOTFS, BERTH_STAGE_MOUNT, BERTH_STAGE_PIVOT_ROOT, BERTH_STAGE_ROOT_READONLY,
+    BERTH_STAGE_MASK, BERTH_STAGE_READONLY_PATH, BERTH_STAGE_HOSTNAME, BERTH_STAGE_DOMAINNAME,
+    BERTH_STAGE_CWD, BERTH_STAGE_BOUNDING, BERTH_STAGE_KEEPCAPS, BERTH_STAGE_SETGROUPS,
+    BERTH_STAGE_SETGID, BERTH_STAGE_SETUID, BERTH_STAGE_CAPSET, BERTH_STAGE_AMBIENT,
+    BERTH_STAGE_NO_NEW_PRIVS, BERTH_STAGE_SECCOMP, BERTH_STAGE_STDIO, BERTH_STAGE_EXEC,
+    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT, BERTH_STAGE_LOOPBACK
+};
+
+/* Sub-steps of BERTH_STAGE_MOUNT. */
+enum berth_mount_step { BERTH_STEP_MOUNT = 0, BERTH_STEP_CREATE = 1, BERTH_STEP_REMOUNT = 2,
+                        BERTH_STEP_PROPAGATION = 3 };
+
+/* What the child reports on the error pipe. */
+struct berth_child_error {
+    int32_t stage;   /* enum berth_stage */
+    int32_t err;     /* errno */
+    int32_t index;   /* index into the op / path / namespace list, or -1 */
+    int32_t step;    /* enum berth_mount_step for BERTH_STAGE_MOUNT */
+};
+
+#define BERTH_MAX_JOIN 8
+
+struct berth_spawn_config {
+    int clone_flags;                 /* CLONE_NEW* for namespaces to create */
+    int join_fds[BERTH_MAX_JOIN];    /* namespaces to join with setns, in order (not pid) */
+    int join_types[BERTH_MAX_JOIN];
+    int join_count;
+    int pid_ns_fd;                   /* pid namespace to join (-1: none); the clone then runs on a helper thread */
+
+    int sync_fd;                     /* child reads one byte before doing anything (-1: no sync) */
+    int error_fd;                    /* close-on-exec pipe for struct berth_child_error */
+    int close_fds[4];                /* parent-side pipe ends the child must close (-1: unused) */
+    const int *keep_fds;             /* ascending: every other descriptor is closed first thing */
+    int keep_count;
+
+    const char *rootfs;              /* NULL: no rootfs setup (stay in the current mount tree) */
+    int pivot;                       /* 1: pivot_root into rootfs (new mount ns); 0: chroot */
+    int readonly_root;
+    const struct berth_mount_op *ops;
+    int op_count;
+    const char *const *masked_paths; /* inside the new root */
+    int masked_count;
+    const char *const *readonly_paths;
+    int readonly_count;
+
+    const char *hostname;            /* NULL: leave */
+    const char *domainname;
+    const char *cwd;                 /* NULL: leave */
+
+    int loopback_up;                 /* 1: bring up lo (a new network namespace has it down) */
+    int userns_root;                 /* 1: setresuid/setresgid(0) right after sync (new user namespace) */
+    int set_user;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    int group_count;
+
+    int stdio[3];                    /* -1: inherit */
+    int pdeathsig;                   /* 0: none */
+
+    char *const *argv;
+    char *const *envp;
+    const char *search_path;         /* PATH used to find argv[0] when it has no slash */
+    char *scratch;                   /* a writable buffer for path building */
+    size_t scratch_size;
+
+    int set_caps;
+    int last_cap;
+    uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+    int no_new_privs;
+    const void *seccomp_filter;      /* struct sock_filter[], 8-byte aligned */
+    unsigned short seccomp_len;      /* number of instructions; 0: none */
+};
+
+/* Clones the child described by cfg. Returns its pid (and a pidfd in *pidfd, or -1 when the kernel
+ * has none) or -1 with errno set. Signals are blocked in the calling thread around the clone. */
+pid_t berth_spawn(const struct berth_spawn_config *cfg, int *pidfd);
+
+/* Waits for a child: via waitid(P_PIDFD) when pidfd >= 0, else waitpid. Sets *exited to 1 and
+ * *code to the exit status, or *exited to 0 and *code to the signal number. nohang: returns 0
+ * without waiting when the child is still running (and 1 when it was reaped). */
+int berth_wait_child(pid_t pid, int pidfd, int nohang, int *exited, int *code);
+
+/* Reads /proc/sys/kernel/cap_last_cap (40 when unreadable). */
+int berth_cap_last_cap(void);
+
 #endif

@@ -1,0 +1,141 @@
+import ArgumentParser
+import BerthCgroups
+import BerthNamespaces
+import BerthSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `berth-ns`: runs one command isolated on a rootfs directory (or an OCI bundle) and exits with
+/// its status.
+@main
+struct BerthNS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth-ns",
+        abstract: "Run a command in new namespaces on a rootfs directory or an OCI bundle.",
+        discussion: """
+            Examples:
+              berth-ns --rootfs /tmp/rootfs --hostname box --memory 64m -- /bin/sh -c 'hostname; ps'
+              berth-ns --bundle /tmp/bundle
+            """)
+
+    @Option(help: "The root filesystem directory.") var rootfs: String?
+    @Option(help: "An OCI bundle directory (config.json + its rootfs).") var bundle: String?
+    @Option(help: "The container's hostname.") var hostname: String?
+    @Option(help: "Network: none (a new namespace with lo), host, or container:PID.") var net: String?
+    @Option(help: "Memory limit, like 64m or 1g.") var memory: String?
+    @Option(name: .customLong("pids-limit"), help: "Maximum number of processes.") var pidsLimit: Int64?
+    @Option(help: "CPU limit in cores, like 0.5.") var cpus: Double?
+    @Option(name: .customLong("env"), help: "An environment entry KEY=value (repeatable).") var env: [String] = []
+    @Option(name: .customLong("workdir"), help: "The working directory inside the container.") var workdir: String?
+    @Option(help: "uid[:gid] to run as.") var user: String?
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).") var command: [String] = []
+
+    func validate() throws {
+        if (rootfs == nil) == (bundle == nil) { throw ValidationError("give exactly one of --rootfs and --bundle") }
+        if rootfs != nil && arguments.isEmpty { throw ValidationError("give the command to run after --") }
+    }
+
+    private var arguments: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
+
+    func run() throws {
+        let status: ExitStatus
+        do {
+            status = try runContainer()
+        } catch let e as BerthError {
+            let line = Array("berth-ns: \(e)\n".utf8)
+            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            throw ExitCode(125)
+        }
+        throw ExitCode(status.code)
+    }
+
+    private func runContainer() throws -> ExitStatus {
+        var spec: ContainerSpec
+        if let bundle {
+            spec = try ContainerSpec.load(bundle: absolute(bundle))
+            if !arguments.isEmpty { spec.process?.args = arguments }
+        } else {
+            spec = ContainerSpec.make(rootfs: absolute(rootfs!), args: arguments)
+        }
+        if let hostname { spec.hostname = hostname }
+        if !env.isEmpty { let current = spec.process?.env ?? []; spec.process?.env = current + env }
+        if let workdir { spec.process?.cwd = workdir }
+        if let user { spec.process?.user = try parseUser(user) }
+        if let net {
+            switch net {
+            case "none": spec.setNamespace(.network, .init(.network))
+            case "host": spec.setNamespace(.network, nil)
+            case let s where s.hasPrefix("container:"):
+                guard let pid = Int32(s.dropFirst("container:".count)) else {
+                    throw BerthError(.invalidArgument, "--net \(s): expected container:PID")
+                }
+                spec.setNamespace(.network, .join(.network, pid: pid))
+            default: throw BerthError(.invalidArgument, "--net \(net): expected none, host or container:PID")
+            }
+        }
+        let limits = try cgroupLimits(spec)
+
+        // Signals for the container go through us: block them here (before any thread exists, so
+        // every thread inherits the mask) and forward them from a sigwait loop.
+        var forwarded = sigset_t()
+        sigemptyset(&forwarded)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&forwarded, s) }
+        pthread_sigmask(SIG_BLOCK, &forwarded, nil)
+
+        var cgroup: Cgroup? = nil
+        if !limits.isEmpty { cgroup = try Cgroup.create(name: "berth-ns-\(uniqueName("c"))", limits: limits) }
+        defer {
+            if let cgroup { try? cgroup.killAll(); try? cgroup.destroy() }
+        }
+        let container = try ContainerProcess.spawn(spec, stdio: .inherit, options: .init(parentDeathSignal: SIGKILL)) { c in
+            try cgroup?.add(pid: c.pid)
+        }
+        SignalForwarder.start(set: forwarded, to: container)
+        return try container.wait()
+    }
+
+    private func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
+        guard getcwd(&buf, buf.count) != nil else { return path }
+        return String(decoding: buf.prefix { $0 != 0 }.map(UInt8.init), as: UTF8.self) + "/" + path
+    }
+
+    private func parseUser(_ text: String) throws -> ContainerSpec.User {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let uid = UInt32(parts[0]) else {
+            throw BerthError(.invalidArgument, "--user \(text): expected uid[:gid]")
+        }
+        var gid = uid
+        if parts.count == 2 {
+            guard let g = UInt32(parts[1]) else { throw BerthError(.invalidArgument, "--user \(text): expected uid[:gid]") }
+            gid = g
+        }
+        return ContainerSpec.User(uid: uid, gid: gid)
+    }
+
+    /// The spec's `linux.resources` overridden by the command-line flags.
+    private func cgroupLimits(_ spec: ContainerSpec) throws -> CgroupLimits {
+        var limits = CgroupLimits()
+        if let r = spec.linux?.resources {
+            limits.memoryBytes = r.memory?.limit
+            limits.memorySwapBytes = r.memory?.swap
+            limits.cpuShares = r.cpu?.shares
+            limits.cpuQuotaMicros = r.cpu?.quota
+            limits.cpuPeriodMicros = r.cpu?.period
+            limits.cpusetCpus = r.cpu?.cpus
+            limits.cpusetMems = r.cpu?.mems
+            limits.pidsMax = r.pids?.limit
+        }
+        if let memory { limits.memoryBytes = try CgroupLimits.parseMemory(memory) }
+        if let pidsLimit { limits.pidsMax = pidsLimit }
+        if let cpus {
+            guard cpus > 0, cpus.isFinite else { throw BerthError(.invalidArgument, "--cpus \(cpus): expected a positive number") }
+            limits.setCPUs(cpus)
+        }
+        try limits.validate()
+        return limits
+    }
+}

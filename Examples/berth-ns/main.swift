@@ -1,1 +1,0 @@
-print("berth-ns: not implemented yet")

@@ -1,0 +1,94 @@
+import BerthNamespaces
+import BerthSystem
+import BerthTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct ContainerProcessTests {
+    @Test func pidOneAndNoHostProcesses() throws {
+        let f = try ContainerFixture()
+        let r = try f.run("echo pid=$$; ls /proc | grep -c '^[0-9]'")
+        #expect(r.status == .exited(0), "\(r.output)")
+        let lines = r.output.split(separator: "\n")
+        #expect(lines.first == "pid=1")
+        // Only the shell and `ls` itself (plus grep) are visible: far fewer than the host's.
+        #expect(Int(lines.last ?? "") ?? 99 <= 3)
+    }
+
+    @Test func hostnameIsIsolated() throws {
+        let f = try ContainerFixture()
+        var spec = f.spec("hostname")
+        let name = testName("h")
+        spec.hostname = name
+        let r = try f.run(spec)
+        #expect(r.status == .exited(0))
+        #expect(r.output == name + "\n")
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, buf.count)
+        #expect(String(decoding: buf.prefix { $0 != 0 }.map(UInt8.init), as: UTF8.self) != name)
+    }
+
+    @Test func mountsInsideDoNotShowOnTheHost() throws {
+        let f = try ContainerFixture()
+        let before = try hostMountPoints()
+        let r = try f.run("mkdir -p /mnt/x && mount -t tmpfs none /mnt/x && grep -c /mnt/x /proc/self/mountinfo")
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(r.output == "1\n")
+        let after = try hostMountPoints()
+        #expect(!after.contains { $0.contains(f.rootfs.path) })
+        #expect(after.count <= before.count)
+    }
+
+    @Test func exitCodeAndSignal() throws {
+        let f = try ContainerFixture()
+        #expect(try f.run("exit 7").status == .exited(7))
+        let c = try ContainerProcess.spawn(f.spec("sleep 30"), stdio: .null)
+        try c.kill(SIGKILL)
+        #expect(try c.wait() == .signaled(SIGKILL))
+        #expect(try c.wait().code == 128 + SIGKILL)
+    }
+
+    @Test func missingBinaryIsAClearError() throws {
+        let f = try ContainerFixture()
+        let spec = ContainerSpec.make(rootfs: f.rootfs.path, args: ["/bin/nope"])
+        do {
+            _ = try ContainerProcess.run(spec, stdio: .null)
+            Issue.record("ran a missing binary")
+        } catch let e as BerthError {
+            #expect(e.description == "exec \"/bin/nope\": No such file or directory")
+            #expect(e.code == .notFound)
+        }
+        let spec2 = ContainerSpec.make(rootfs: f.rootfs.path, args: ["nope"])
+        #expect(throws: BerthError.self) { try ContainerProcess.run(spec2, stdio: .null) }
+    }
+
+    @Test func pathSearchUsesTheSpecEnvironment() throws {
+        let f = try ContainerFixture()
+        let r = try f.run(ContainerSpec.make(rootfs: f.rootfs.path, args: ["echo", "found"]))
+        #expect(r.status == .exited(0))
+        #expect(r.output == "found\n")
+    }
+
+    @Test func missingRootfsIsAClearError() throws {
+        let spec = ContainerSpec.make(rootfs: "/tmp/berth-no-such-rootfs-\(getpid())", args: ["/bin/true"])
+        #expect {
+            try ContainerProcess.run(spec, stdio: .null)
+        } throws: { e in
+            (e as? BerthError)?.code == .notFound && "\(e)".contains("rootfs /tmp/berth-no-such-rootfs")
+        }
+    }
+
+    @Test func joiningADeadPidIsAClearError() throws {
+        let f = try ContainerFixture()
+        var spec = f.spec("true")
+        spec.setNamespace(.network, .join(.network, pid: 99_999_999))
+        #expect {
+            try ContainerProcess.run(spec, stdio: .null)
+        } throws: { e in
+            (e as? BerthError)?.code == .notFound && "\(e)".contains("/proc/99999999/ns/net")
+        }
+    }
+}
