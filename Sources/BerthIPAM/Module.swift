@@ -1,2 +1,0 @@
-/// BerthIPAM: placeholder replaced by the issue that fills this module.
-public enum BerthIPAMModule {}

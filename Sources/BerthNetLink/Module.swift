@@ -1,2 +1,0 @@
-/// BerthNetLink: placeholder replaced by the issue that fills this module.
-public enum BerthNetLinkModule {}

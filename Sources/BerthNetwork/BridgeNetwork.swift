@@ -1,0 +1,325 @@
+import BerthIPAM
+import BerthNamespaces
+import BerthNetLink
+import BerthPortMapper
+import BerthSystem
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Docker-style bridge network: a bridge with the gateway address, an address allocator, the
+/// firewall rules (MASQUERADE, FORWARD, icc), and per container a veth pair whose container end is
+/// `eth0` with its address, a Docker-style MAC and a default route via the bridge.
+///
+/// Host-side work (the bridge, the veth host ends, sysctls, firewall batches) happens in the
+/// network namespace of the **calling thread**: call from a thread in the host namespace, or inside
+/// `NetworkNamespace.run { }` of a sandbox playing the host. Container-side work runs inside the
+/// container's `NetworkNamespace`.
+///
+/// ```swift
+/// let net = try BridgeNetwork.setUp(BridgeConfiguration(bridge: "berth0"), stateRoot: "/var/lib/berth/network")
+/// let ns = try NetworkNamespace.create()
+/// let endpoint = try net.attach(ns)          // eth0 172.17.0.2/16, default via 172.17.0.1
+/// // … run the container in ns …
+/// try net.detach(endpoint)
+/// ```
+///
+/// Every multi-step operation records its steps and undoes them in reverse when a later one fails,
+/// so a failed attach leaves no veth, lease or rule behind.
+public final class BridgeNetwork: Sendable {
+    /// The settings it was set up with.
+    public let configuration: BridgeConfiguration
+    /// The bridge name.
+    public var bridge: String { configuration.bridge }
+    /// The subnet and gateway (the bridge's address).
+    public let subnet: NetworkSubnet
+    /// The bridge's interface index in the host namespace.
+    public let bridgeIndex: Int32
+    /// True when the bridge existed before Berth and is not Berth's: teardown never deletes it.
+    public let adopted: Bool
+    /// The state directory (address leases under `ipam/`, bridge ownership under `bridges/`).
+    public let stateRoot: String
+    /// The firewall backend in use.
+    public let firewall: any Firewall
+    let allocator: AddressAllocator
+    let ownership: Ownership
+
+    /// What Berth created for the bridge, persisted so that a restarted process still knows.
+    struct Ownership: Codable, Equatable {
+        var createdBridge: Bool
+        var addedAddress: Bool
+    }
+
+    private init(configuration: BridgeConfiguration, subnet: NetworkSubnet, bridgeIndex: Int32, stateRoot: String,
+                 firewall: any Firewall, allocator: AddressAllocator, ownership: Ownership) {
+        self.configuration = configuration
+        self.subnet = subnet
+        self.bridgeIndex = bridgeIndex
+        self.stateRoot = stateRoot
+        self.firewall = firewall
+        self.allocator = allocator
+        self.ownership = ownership
+        self.adopted = !ownership.createdBridge
+    }
+
+    // MARK: - Setting up
+
+    /// Creates the bridge, or adopts an existing one, and installs what the network needs.
+    ///
+    /// An existing bridge that carries an IPv4 address keeps it and its subnet is the network's
+    /// (`cbr0` with 10.10.0.1/24). Otherwise the subnet comes from `bip`, `subnet`, earlier state
+    /// under `stateRoot`, or the first pool subnet overlapping no host route and no nameserver.
+    /// - Parameters:
+    ///   - configuration: The settings.
+    ///   - stateRoot: Where leases and ownership are kept (e.g. `/var/lib/berth/network`).
+    ///   - firewall: A backend to use instead of `makeFirewall(configuration.firewall)`.
+    /// - Throws: `.invalidArgument` for a link of that name that is not a bridge, a bip differing
+    ///   from the adopted bridge's address, or a bip overlapping a host route; `.exhausted` when no
+    ///   pool subnet is free. Nothing is left behind on failure.
+    public static func setUp(_ configuration: BridgeConfiguration, stateRoot: String,
+                             firewall: (any Firewall)? = nil) throws -> BridgeNetwork {
+        let name = configuration.bridge
+        let fw = try firewall ?? makeFirewall(configuration.firewall)
+        let nl = try NetlinkSession()
+        var log = RollbackLog()
+        do {
+            let ipamRoot = stateRoot + "/ipam", bridgesRoot = stateRoot + "/bridges"
+            try FileIO.makeDirectories(bridgesRoot, mode: 0o700)
+            let ownershipPath = "\(bridgesRoot)/\(name)"
+            let previous = try readOwnership(ownershipPath)
+
+            let existing = try nl.linkIfPresent(named: name)
+            if let existing, existing.kind != "bridge" {
+                throw BerthError(.invalidArgument, "link \(name) exists and is a \(existing.kind ?? "device") link, not a bridge")
+            }
+            let existingAddress: IPv4CIDR? = try existing.flatMap { _ in
+                try nl.addresses(of: name).lazy.compactMap { if case .ipv4(let c) = $0 { return c } else { return nil } }.first
+            }
+            let otherRoutes = try nl.routes().filter { $0.interfaceIndex != existing?.index && !$0.isDefault }.map(\.destination)
+            let nameservers = configuration.nameservers ?? ResolvConf.nameservers()
+
+            // The subnet.
+            var requested: NetworkSubnet? = nil
+            if let bip = configuration.bip {
+                requested = try NetworkSubnet(bip: bip)
+            } else if let s = configuration.subnet {
+                requested = try NetworkSubnet(subnet: s)
+            }
+            let chosen: NetworkSubnet
+            let allocator: AddressAllocator
+            if let existingAddress {
+                let adoptedSubnet = try NetworkSubnet(subnet: existingAddress.network, gateway: existingAddress.address)
+                if let requested, requested != adoptedSubnet {
+                    throw BerthError(.invalidArgument,
+                        "bridge \(name) already has address \(existingAddress); it differs from the requested \(configuration.bip.map { "bip \($0)" } ?? "subnet \(requested.subnet)")")
+                }
+                chosen = adoptedSubnet
+                allocator = try openAllocator(ipamRoot, name, chosen, &log)
+            } else if let requested {
+                try requested.checkNoOverlap(hostRoutes: otherRoutes, nameservers: [],
+                                             taken: try otherNetworks(ipamRoot, except: name))
+                chosen = requested
+                allocator = try openAllocator(ipamRoot, name, chosen, &log)
+            } else if let state = try? AddressAllocator.open(root: ipamRoot, network: name) {
+                chosen = state.subnet
+                allocator = state
+            } else {
+                allocator = try AddressAllocator.create(root: ipamRoot, network: name, pools: configuration.pools,
+                                                        hostRoutes: otherRoutes, nameservers: nameservers)
+                log.record("address state of \(name)") { try allocator.destroy() }
+                chosen = allocator.subnet
+            }
+
+            // The bridge and its address.
+            var ownership = previous ?? Ownership(createdBridge: false, addedAddress: false)
+            let bridge: Link
+            if let existing {
+                bridge = existing
+            } else {
+                bridge = try nl.addBridge(named: name, mtu: configuration.mtu)
+                log.record("bridge \(name)") { try nl.deleteLink(named: name) }
+                ownership.createdBridge = true
+            }
+            if existingAddress == nil {
+                try nl.addAddress(.ipv4(chosen.gatewayCIDR), toIndex: bridge.index, name: name)
+                if existing != nil {
+                    log.record("address \(chosen.gatewayCIDR) on \(name)") { try nl.deleteAddress(.ipv4(chosen.gatewayCIDR), from: name) }
+                    ownership.addedAddress = true
+                }
+            }
+            if !bridge.isUp { try nl.setUp(index: bridge.index, true, name: name) }
+
+            if configuration.ipForward { try NetworkSysctl.setIPForwarding(true) }
+            let rules = BridgeRules(bridge: name, subnet: chosen.subnet, icc: configuration.icc, masquerade: configuration.masquerade)
+            try fw.addBridgeRules(rules)
+            log.record("firewall rules of \(name)") { try fw.removeBridgeRules(rules) }
+
+            if ownership != previous {
+                try FileIO.writeAtomically(ownershipPath, Array(try JSONEncoder().encode(ownership)))
+            }
+            log.commit()
+            return BridgeNetwork(configuration: configuration, subnet: chosen, bridgeIndex: bridge.index, stateRoot: stateRoot,
+                                 firewall: fw, allocator: allocator, ownership: ownership)
+        } catch {
+            let failures = log.unwind()
+            throw withUndoFailures(error, failures)
+        }
+    }
+
+    private static func openAllocator(_ root: String, _ name: String, _ subnet: NetworkSubnet,
+                                      _ log: inout RollbackLog) throws -> AddressAllocator {
+        if let old = try? AddressAllocator.open(root: root, network: name), old.subnet != subnet {
+            // The subnet changed (a new bip): stale state may go only when no container holds an address.
+            guard try old.allocatedAddresses().isEmpty else {
+                throw BerthError(.invalidState,
+                    "network \(name) still has containers on \(old.subnet.subnet); detach them before changing its subnet to \(subnet.subnet)")
+            }
+            try old.destroy()
+        }
+        let existed = (try? AddressAllocator.open(root: root, network: name)) != nil
+        let a = try AddressAllocator(root: root, network: name, subnet: subnet)
+        if !existed { log.record("address state of \(name)") { try a.destroy() } }
+        return a
+    }
+
+    private static func otherNetworks(_ root: String, except name: String) throws -> [IPv4CIDR] {
+        try AddressAllocator.networks(root: root).filter { $0.key != name }.map(\.value.subnet)
+    }
+
+    private static func readOwnership(_ path: String) throws -> Ownership? {
+        guard FileIO.exists(path) else { return nil }
+        return try? JSONDecoder().decode(Ownership.self, from: Data(try FileIO.readBytes(path)))
+    }
+
+    // MARK: - Containers
+
+    /// Connects a container's network namespace to the bridge.
+    ///
+    /// One request creates the veth pair with its host end (`veth` + 7 hex digits) on the bridge and
+    /// up, and its container end already inside `namespace`, named `interfaceName`, with the MAC
+    /// derived from the address; inside the namespace the end is raised, addressed and given the
+    /// default route via the bridge, and `lo` is raised.
+    /// - Parameters:
+    ///   - namespace: The container's network namespace.
+    ///   - address: A specific address (`--ip`); the next free one when `nil`.
+    ///   - interfaceName: The name inside the container.
+    ///   - hostInterfaceName: The host end's name; a random `vethXXXXXXX` when `nil`.
+    /// - Returns: The endpoint to pass to ``detach(_:)``.
+    /// - Throws: `.invalidArgument` for an address outside the subnet, `.alreadyExists` for a taken
+    ///   address or link name, `.exhausted` for a full subnet. Nothing is left behind on failure.
+    public func attach(_ namespace: NetworkNamespace, address: IPv4Address? = nil, interfaceName: String = "eth0",
+                       hostInterfaceName: String? = nil) throws -> Endpoint {
+        var log = RollbackLog()
+        do {
+            let ip = try allocator.allocate(address)
+            log.record("lease \(ip)") { try self.allocator.release(ip) }
+            let cidr = try IPv4CIDR(address: ip, prefixLength: subnet.subnet.prefixLength)
+            let mac = MACAddress(dockerStyleFor: ip)
+
+            let nl = try NetlinkSession()
+            var hostName = hostInterfaceName ?? BridgeNetwork.randomVethName()
+            var attempts = 0
+            while true {
+                do {
+                    try nl.addVethPair(VethPair(name: hostName, peerName: interfaceName, mtu: configuration.mtu,
+                                                peerMACAddress: mac, masterIndex: bridgeIndex, up: true,
+                                                peerNamespace: .fd(namespace.fd)))
+                    break
+                } catch let e as BerthError where e.code == .alreadyExists && hostInterfaceName == nil
+                    && e.message.contains(hostName) && attempts < 3 {
+                    attempts += 1
+                    hostName = BridgeNetwork.randomVethName()
+                }
+            }
+            let created = hostName
+            log.record("veth \(created)") { try nl.deleteLink(named: created) }
+
+            let gateway = subnet.gateway
+            try namespace.run {
+                let inner = try NetlinkSession()
+                let index = try inner.link(named: interfaceName).index
+                try inner.setUp(index: index, true, name: interfaceName)
+                try inner.addAddress(.ipv4(cidr), toIndex: index, name: interfaceName)
+                try inner.addRoute(.defaultRoute(via: gateway, interfaceIndex: index))
+                try inner.setUp(index: 1, true, name: "lo")
+            }
+            log.commit()
+            return Endpoint(bridge: bridge, hostInterface: created, containerInterface: interfaceName, address: cidr,
+                            gateway: gateway, macAddress: mac)
+        } catch {
+            let failures = log.unwind()
+            throw BridgeNetwork.withUndoFailures(error, failures)
+        }
+    }
+
+    /// Disconnects a container: deletes the veth pair (if the container's namespace has not already
+    /// taken it away) and releases the address. Keeps going after a failure and reports all.
+    /// - Parameter endpoint: What ``attach(_:address:interfaceName:hostInterfaceName:)`` returned.
+    public func detach(_ endpoint: Endpoint) throws {
+        var problems: [String] = []
+        do {
+            try NetlinkSession().deleteLink(named: endpoint.hostInterface)
+        } catch let e as BerthError where e.code == .notFound {
+            // Already gone with the container's namespace.
+        } catch {
+            problems.append("\(error)")
+        }
+        do { try allocator.release(endpoint.address.address) } catch { problems.append("\(error)") }
+        if !problems.isEmpty {
+            throw BerthError(.system, "detach \(endpoint.hostInterface) from \(bridge): \(problems.joined(separator: "; "))")
+        }
+    }
+
+    /// The addresses currently leased to containers.
+    public func leasedAddresses() throws -> [IPv4Address] { try allocator.allocatedAddresses() }
+
+    // MARK: - Tearing down
+
+    /// Removes what ``setUp(_:stateRoot:firewall:)`` installed: the firewall rules, and the bridge if
+    /// Berth created it (an adopted bridge stays, minus an address Berth added).
+    /// - Parameter removeState: Also forget the address state (leases) and ownership record.
+    public func tearDown(removeState: Bool = true) throws {
+        var problems: [String] = []
+        do {
+            try firewall.removeBridgeRules(BridgeRules(bridge: bridge, subnet: subnet.subnet, icc: configuration.icc,
+                                                       masquerade: configuration.masquerade))
+        } catch { problems.append("\(error)") }
+        do {
+            let nl = try NetlinkSession()
+            if ownership.createdBridge {
+                do { try nl.deleteLink(named: bridge) } catch let e as BerthError where e.code == .notFound {}
+            } else if ownership.addedAddress {
+                do { try nl.deleteAddress(.ipv4(subnet.gatewayCIDR), from: bridge) } catch let e as BerthError where e.code == .notFound {}
+            }
+        } catch { problems.append("\(error)") }
+        if removeState {
+            do { try allocator.destroy() } catch { problems.append("\(error)") }
+            unlink("\(stateRoot)/bridges/\(bridge)")
+        }
+        if !problems.isEmpty {
+            throw BerthError(.system, "tear down bridge network \(bridge): \(problems.joined(separator: "; "))")
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// `veth` followed by 7 random hex digits, like Docker's host-side names.
+    static func randomVethName() -> String {
+        "veth" + String(UInt32.random(in: 0..<(1 << 28)), radix: 16).leftPadded(to: 7)
+    }
+
+    static func withUndoFailures(_ error: any Error, _ failures: [String]) -> any Error {
+        guard !failures.isEmpty else { return error }
+        if var e = error as? BerthError {
+            e.message += " (and rollback failed: \(failures.joined(separator: "; ")))"
+            return e
+        }
+        return BerthError(.system, "\(error) (and rollback failed: \(failures.joined(separator: "; ")))")
+    }
+}

@@ -1,0 +1,192 @@
+import BerthSystem
+
+/// The iptables backend: Docker's layout under Berth's own chain names, applied with one
+/// `iptables-restore --noflush` batch per operation.
+///
+/// Chains created (and deleted again when they are empty): `nat BERTH` (DNAT of published ports,
+/// reached from PREROUTING for local destinations and from OUTPUT for non-loopback local ones),
+/// `filter BERTH` (accepts forwarded traffic to published ports), `filter BERTH-ISOLATION-STAGE-1`
+/// and `-STAGE-2` (keep two Berth bridges apart). Rules are written in `iptables-save`'s canonical
+/// form so that the current rule set, read with `iptables-save`, tells which rules are present.
+public struct IptablesFirewall: Firewall {
+    public init() {}
+    public var kind: FirewallKind { .iptables }
+
+    public func addBridgeRules(_ rules: BridgeRules) throws {
+        try apply(adding: IptablesRules.bridge(rules), removing: [])
+    }
+
+    public func removeBridgeRules(_ rules: BridgeRules) throws {
+        try apply(adding: [], removing: IptablesRules.bridge(rules))
+    }
+
+    public func addPortMappings(_ mappings: [PortMapping]) throws {
+        guard !mappings.isEmpty else { return }
+        try apply(adding: mappings.flatMap(IptablesRules.port), removing: [])
+    }
+
+    public func removePortMappings(_ mappings: [PortMapping]) throws {
+        guard !mappings.isEmpty else { return }
+        try apply(adding: [], removing: mappings.flatMap(IptablesRules.port))
+        ConntrackFlush.flushUDP(mappings)
+    }
+
+    /// Reads the current rule set, computes one restore batch and applies it, under the namespace lock.
+    private func apply(adding: [IptablesRule], removing: [IptablesRule]) throws {
+        try FirewallLock.withLock {
+            let current = IptablesState(save: try Command.check("iptables-save", []).stdout)
+            let batch = IptablesRules.batch(current: current, adding: adding, removing: removing)
+            guard !batch.isEmpty else { return }
+            try Command.check("iptables-restore", ["--noflush", "--wait"], input: batch)
+        }
+    }
+}
+
+/// One rule: table, chain and the match/target part exactly as `iptables-save` prints it.
+struct IptablesRule: Hashable, Sendable {
+    var table: String
+    var chain: String
+    var spec: String
+    /// Insert at the top of the chain instead of appending.
+    var first = false
+
+    /// The line as `iptables-save` shows it: `-A CHAIN spec`.
+    var saved: String { "-A \(chain) \(spec)" }
+}
+
+/// The rule set of the nat and filter tables as read from `iptables-save`.
+struct IptablesState {
+    /// Chains per table.
+    var chains: [String: Set<String>] = [:]
+    /// How many times each `-A` line occurs, per table.
+    var rules: [String: [String: Int]] = [:]
+
+    init(save: String) {
+        var table = ""
+        for raw in save.split(separator: "\n") {
+            let line = String(raw)
+            if line.hasPrefix("*") {
+                table = String(line.dropFirst())
+            } else if line.hasPrefix(":") {
+                let name = line.dropFirst().split(separator: " ").first.map(String.init) ?? ""
+                chains[table, default: []].insert(name)
+            } else if line.hasPrefix("-A ") {
+                rules[table, default: [:]][line, default: 0] += 1
+            }
+        }
+    }
+
+    func count(_ rule: IptablesRule) -> Int { rules[rule.table]?[rule.saved] ?? 0 }
+    func hasChain(_ table: String, _ chain: String) -> Bool { chains[table]?.contains(chain) ?? false }
+}
+
+/// Rule generation (pure, unit-testable).
+enum IptablesRules {
+    static let natChain = "BERTH"
+    static let filterChain = "BERTH"
+    static let isolation1 = "BERTH-ISOLATION-STAGE-1"
+    static let isolation2 = "BERTH-ISOLATION-STAGE-2"
+
+    /// The chains Berth owns, per table.
+    static let ownedChains: [(table: String, chain: String)] = [
+        ("nat", natChain), ("filter", filterChain), ("filter", isolation1), ("filter", isolation2),
+    ]
+
+    /// The jumps from the built-in chains into Berth's chains.
+    static let skeleton: [IptablesRule] = [
+        IptablesRule(table: "nat", chain: "PREROUTING", spec: "-m addrtype --dst-type LOCAL -j \(natChain)"),
+        IptablesRule(table: "nat", chain: "OUTPUT", spec: "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j \(natChain)"),
+        IptablesRule(table: "filter", chain: "FORWARD", spec: "-j \(isolation1)", first: true),
+    ]
+
+    static func bridge(_ b: BridgeRules) -> [IptablesRule] {
+        let br = b.bridge
+        var r: [IptablesRule] = []
+        if b.masquerade {
+            r.append(.init(table: "nat", chain: "POSTROUTING", spec: "-s \(b.subnet) ! -o \(br) -j MASQUERADE"))
+        }
+        if !b.hairpinNAT {
+            r.append(.init(table: "nat", chain: natChain, spec: "-i \(br) -j RETURN"))
+        }
+        r += [
+            .init(table: "filter", chain: "FORWARD", spec: "-o \(br) -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+            .init(table: "filter", chain: "FORWARD", spec: "-o \(br) -j \(filterChain)"),
+            .init(table: "filter", chain: "FORWARD", spec: "-i \(br) ! -o \(br) -j ACCEPT"),
+            .init(table: "filter", chain: "FORWARD", spec: "-i \(br) -o \(br) -j \(b.icc ? "ACCEPT" : "DROP")"),
+            .init(table: "filter", chain: isolation1, spec: "-i \(br) ! -o \(br) -j \(isolation2)"),
+            .init(table: "filter", chain: isolation2, spec: "-o \(br) -j DROP"),
+        ]
+        return r
+    }
+
+    static func port(_ m: PortMapping) -> [IptablesRule] {
+        let p = m.proto.rawValue
+        let c = m.containerIP, h = m.hostPort, cp = m.containerPort
+        let dst = m.hostIP.isUnspecified ? "" : "-d \(m.hostIP)/32 "
+        var r: [IptablesRule] = [
+            .init(table: "nat", chain: natChain, spec: "\(dst)-p \(p) -m \(p) --dport \(h) -j DNAT --to-destination \(c):\(cp)"),
+            .init(table: "nat", chain: "POSTROUTING", spec: "-s \(c)/32 -d \(c)/32 -p \(p) -m \(p) --dport \(cp) -j MASQUERADE"),
+            .init(table: "filter", chain: filterChain, spec: "-d \(c)/32 ! -i \(m.bridge) -o \(m.bridge) -p \(p) -m \(p) --dport \(cp) -j ACCEPT"),
+        ]
+        if m.loopbackDNAT && (m.hostIP.isUnspecified || m.hostIP.isLoopback) {
+            let ldst = m.hostIP.isUnspecified ? "127.0.0.0/8" : "\(m.hostIP)/32"
+            r += [
+                .init(table: "nat", chain: "OUTPUT", spec: "-d \(ldst) -p \(p) -m \(p) --dport \(h) -j DNAT --to-destination \(c):\(cp)"),
+                .init(table: "nat", chain: "POSTROUTING", spec: "-s 127.0.0.0/8 -d \(c)/32 -o \(m.bridge) -p \(p) -m \(p) --dport \(cp) -j MASQUERADE"),
+            ]
+        }
+        return r
+    }
+
+    /// The `iptables-restore --noflush` input that turns `current` into current + adding − removing,
+    /// creating Berth's chains and jumps when needed and deleting them when nothing is left in them.
+    /// Empty when there is nothing to do.
+    static func batch(current: IptablesState, adding: [IptablesRule], removing: [IptablesRule]) -> String {
+        var counts = current.rules
+        var lines: [String: [String]] = ["nat": [], "filter": []]
+        var declare: [String: [String]] = ["nat": [], "filter": []]
+
+        for rule in removing {
+            let n = counts[rule.table]?[rule.saved] ?? 0
+            guard n > 0 else { continue }  // already gone: removal is idempotent
+            counts[rule.table]![rule.saved] = n - 1
+            lines[rule.table, default: []].append("-D \(rule.chain) \(rule.spec)")
+        }
+
+        // Does anything remain (or get added) in Berth's own chains?
+        let ownedPrefixes = ownedChains.map { ($0.table, "-A \($0.chain) ") }
+        let remaining = ownedPrefixes.contains { table, prefix in
+            (counts[table] ?? [:]).contains { $0.value > 0 && $0.key.hasPrefix(prefix) }
+        }
+        let needSkeleton = remaining || !adding.isEmpty
+
+        if needSkeleton {
+            for (table, chain) in ownedChains where !current.hasChain(table, chain) {
+                declare[table, default: []].append(":\(chain) - [0:0]")
+            }
+            for rule in skeleton where current.count(rule) == 0 {
+                lines[rule.table, default: []].insert(rule.first ? "-I \(rule.chain) 1 \(rule.spec)" : "-A \(rule.chain) \(rule.spec)", at: 0)
+            }
+            for rule in adding {
+                lines[rule.table, default: []].append(rule.first ? "-I \(rule.chain) 1 \(rule.spec)" : "-A \(rule.chain) \(rule.spec)")
+            }
+        } else {
+            for rule in skeleton {
+                for _ in 0..<current.count(rule) { lines[rule.table, default: []].append("-D \(rule.chain) \(rule.spec)") }
+            }
+            for (table, chain) in ownedChains where current.hasChain(table, chain) {
+                // Flush first: a crash may have left rules Berth no longer tracks.
+                lines[table, default: []].append("-F \(chain)")
+                lines[table, default: []].append("-X \(chain)")
+            }
+        }
+
+        var out = ""
+        for table in ["nat", "filter"] {
+            let body = declare[table, default: []] + lines[table, default: []]
+            guard !body.isEmpty else { continue }
+            out += "*\(table)\n" + body.joined(separator: "\n") + "\nCOMMIT\n"
+        }
+        return out
+    }
+}

@@ -1,2 +1,0 @@
-/// BerthPortMapper: placeholder replaced by the issue that fills this module.
-public enum BerthPortMapperModule {}
