@@ -19,15 +19,20 @@ func ruleset(_ host: SandboxHost, _ kind: FirewallKind) throws -> String {
         .joined(separator: "\n")
 }
 
+/// Makes the sandbox look like a used host (nat and filter tables exist, as on any Docker host,
+/// plus one rule of its own) and returns its rule set.
+func primedRuleset(_ host: SandboxHost, _ kind: FirewallKind) throws -> String {
+    try host.sh("iptables -t nat -N PRIME; iptables -t nat -X PRIME; iptables -t filter -A INPUT -p tcp --dport 22 -j ACCEPT")
+    return try ruleset(host, kind)
+}
+
 @Suite struct FirewallTests {
     static let backends: [FirewallKind] = [.iptables, .nftables]
 
     @Test(arguments: backends) func rulesAreRemovedExactly(kind: FirewallKind) throws {
         let host = try SandboxHost()
         defer { host.close() }
-        // A host that already has tables and a rule of its own.
-        try host.sh("iptables -t nat -N PRIME; iptables -t nat -X PRIME; iptables -t filter -A INPUT -p tcp --dport 22 -j ACCEPT")
-        let before = try ruleset(host, kind)
+        let before = try primedRuleset(host, kind)
         let fw = try makeFirewall(kind)
         let br1 = BridgeRules(bridge: "bt1", subnet: try IPv4CIDR(parsing: "172.30.0.0/16"), icc: true, masquerade: true)
         let br2 = BridgeRules(bridge: "bt2", subnet: try IPv4CIDR(parsing: "172.31.0.0/16"), icc: false, masquerade: true)

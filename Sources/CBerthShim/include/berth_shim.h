@@ -158,4 +158,26 @@ int berth_wait_child(pid_t pid, int pidfd, int nohang, int *exited, int *code);
 /* Reads /proc/sys/kernel/cap_last_cap (40 when unreadable). */
 int berth_cap_last_cap(void);
 
+/* proxy.c (BerthPortMapper's userland proxy) */
+/* accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC). */
+int berth_accept4_nonblock(int fd);
+/* fcntl(fd, F_SETPIPE_SZ, size): returns the new pipe capacity. */
+int berth_set_pipe_size(int fd, int size);
+
+/* epoll without the packed struct epoll_event, which Swift imports awkwardly. */
+#define BERTH_EPOLLIN 0x001u
+#define BERTH_EPOLLOUT 0x004u
+#define BERTH_EPOLLERR 0x008u
+#define BERTH_EPOLLHUP 0x010u
+#define BERTH_EPOLLRDHUP 0x2000u
+#define BERTH_EPOLLET 0x80000000u
+/* epoll_create1(EPOLL_CLOEXEC). */
+int berth_epoll_create(void);
+/* EPOLL_CTL_ADD with data.fd = fd. */
+int berth_epoll_add(int epfd, int fd, uint32_t events);
+/* epoll_wait into parallel arrays of fds and event masks (at most 256). */
+int berth_epoll_wait(int epfd, int *fds, uint32_t *events, int max, int timeout_ms);
+/* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). */
+int berth_eventfd_nonblock(void);
+
 #endif

@@ -1,0 +1,96 @@
+import BerthSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Publishes a container's ports in one step: host ports from the ``PortAllocator``, DNAT rules
+/// from the ``Firewall``, listeners in the ``UserlandProxy`` (if any) — and undoes completed steps
+/// when a later one fails. ``unpublish(owner:_:)`` undoes all three.
+///
+/// Call it on a thread in the host's network namespace (inside `NetworkNamespace.run { }` for a
+/// sandbox): the firewall batch and the proxy listeners act on the calling thread's namespace.
+public final class PortPublisher: Sendable {
+    public let allocator: PortAllocator
+    public let firewall: any Firewall
+    /// The proxy for loopback and non-DNAT traffic; `nil` for the proxy-less mode.
+    public let proxy: UserlandProxy?
+
+    /// - Parameters:
+    ///   - allocator: Where host ports come from.
+    ///   - firewall: The backend for DNAT rules (`NoFirewall` to rely on the proxy alone).
+    ///   - proxy: The userland proxy, or `nil` to DNAT loopback traffic instead
+    ///     (Docker's `userland-proxy=false`; see ``LoopbackDNAT``).
+    public init(allocator: PortAllocator, firewall: any Firewall, proxy: UserlandProxy?) {
+        self.allocator = allocator
+        self.firewall = firewall
+        self.proxy = proxy
+    }
+
+    /// Allocates host ports for `bindings` and forwards them to `containerIP`.
+    /// - Parameters:
+    ///   - owner: The container id (the allocator's owner key).
+    ///   - bindings: From ``PortSpec/bindings`` or ``PortSpec/publishAll(_:)``.
+    ///   - containerIP: The container's address on `bridge`.
+    ///   - bridge: The bridge the container is attached to.
+    /// - Returns: The resolved mappings, in the order of `bindings`.
+    /// - Throws: ``BerthError`` from the allocator (conflicts), the firewall or the proxy; nothing
+    ///   stays allocated, installed or listening then.
+    @discardableResult
+    public func publish(owner: String, _ bindings: [PortBinding], containerIP: IPv4Address, bridge: String) throws -> [PortMapping] {
+        guard !bindings.isEmpty else { return [] }
+        let ports = try allocator.allocate(owner: owner, bindings)
+        let mappings = zip(bindings, ports).map { b, port in
+            PortMapping(proto: b.proto, hostIP: b.hostIP, hostPort: port, containerIP: containerIP,
+                        containerPort: b.containerPort, bridge: bridge, loopbackDNAT: proxy == nil)
+        }
+        do {
+            try firewall.addPortMappings(mappings)
+            do {
+                if let proxy { try proxy.publish(mappings.filter { $0.proto != .sctp }) }
+            } catch {
+                try? firewall.removePortMappings(mappings)
+                throw error
+            }
+        } catch {
+            for m in mappings { try? allocator.release(owner: owner, proto: m.proto, hostIP: m.hostIP, port: m.hostPort) }
+            throw error
+        }
+        return mappings
+    }
+
+    /// Stops forwarding `mappings` and releases their host ports. Keeps going after an error and
+    /// throws the first one at the end.
+    /// - Parameters:
+    ///   - owner: The owner given to ``publish(owner:_:containerIP:bridge:)``.
+    ///   - mappings: The mappings it returned.
+    public func unpublish(owner: String, _ mappings: [PortMapping]) throws {
+        var firstError: (any Error)? = nil
+        if let proxy { for m in mappings { proxy.unpublish(m) } }
+        do { try firewall.removePortMappings(mappings) } catch { firstError = firstError ?? error }
+        for m in mappings {
+            do { try allocator.release(owner: owner, proto: m.proto, hostIP: m.hostIP, port: m.hostPort) } catch {
+                firstError = firstError ?? error
+            }
+        }
+        if let firstError { throw firstError }
+    }
+}
+
+/// The sysctl behind the proxy-less mode: with `route_localnet` on the bridge, packets from
+/// 127.0.0.0/8 that OUTPUT DNATs to a container may be routed out of the bridge (and are then
+/// masqueraded by the mapping's rule).
+public enum LoopbackDNAT {
+    /// Sets `net.ipv4.conf.<bridge>.route_localnet` in the calling thread's network namespace.
+    /// - Parameters:
+    ///   - bridge: The bridge interface.
+    ///   - enabled: The new value.
+    public static func set(bridge: String, enabled: Bool) throws {
+        guard !bridge.isEmpty, !bridge.contains("/"), !bridge.contains("..") else {
+            throw BerthError(.invalidArgument, "invalid bridge name \"\(bridge)\"")
+        }
+        let path = "/proc/sys/net/ipv4/conf/\(bridge)/route_localnet"
+        guard FileIO.exists(path) else { throw BerthError(.notFound, "bridge \(bridge) not found (no \(path))") }
+        try FileIO.writeControl(path, enabled ? "1" : "0")
+    }
+}
