@@ -28,6 +28,9 @@ let package = Package(
         .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
                        providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CBerthLayersShim", cSettings: [.define("_GNU_SOURCE")]),
 
         // Libraries, bottom to top.
         .target(name: "BerthSystem", dependencies: ["CBerthShim"], swiftSettings: strict),
@@ -37,7 +40,7 @@ let package = Package(
         .target(name: "BerthIPAM", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "BerthPortMapper", dependencies: ["BerthSystem", "BerthNamespaces", "CBerthShim"], swiftSettings: strict),
         .target(name: "BerthNetwork", dependencies: ["BerthSystem", "BerthNamespaces", "BerthNetLink", "BerthIPAM", "BerthPortMapper"], swiftSettings: strict),
-        .target(name: "BerthImageLayers", dependencies: ["BerthSystem"], swiftSettings: strict),
+        .target(name: "BerthImageLayers", dependencies: ["BerthSystem", "CZlib", "CCrypto", "CBerthLayersShim"], swiftSettings: strict),
         .target(name: "BerthLinks", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "Berth", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",

@@ -1,0 +1,209 @@
+import BerthSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A container's root filesystem: the image's layers as overlayfs lower dirs plus a private upper
+/// and work dir, mounted at ``mergedDir``.
+public struct ContainerRootfs: Sendable {
+    /// The container name it was created for.
+    public var name: String
+    /// The image it was created from.
+    public var image: Digest
+    /// Lower dirs, topmost first (as overlayfs's `lowerdir=` wants them).
+    public var lowerDirs: [String]
+    public var upperDir: String
+    public var workDir: String
+    /// Where the root filesystem appears when mounted.
+    public var mergedDir: String
+
+    /// Whether an overlay is mounted at ``mergedDir``.
+    public var isMounted: Bool {
+        guard let text = try? FileIO.read("/proc/self/mountinfo") else { return false }
+        return text.split(separator: "\n").contains { line in
+            let f = line.split(separator: " ")
+            return f.count > 4 && f[4] == mergedDir[...]
+        }
+    }
+
+    /// Mounts the overlay at ``mergedDir`` (no-op when already mounted).
+    ///
+    /// With many layers the option string can exceed the page-size limit of mount(2); then the
+    /// lower dirs are passed as `/proc/self/fd/N` of descriptors opened for the call.
+    /// - Throws: ``BerthError`` when mount(2) fails.
+    public func mount() throws {
+        if isMounted { return }
+        var fds: [Int32] = []
+        defer { for fd in fds { close(fd) } }
+        var lowers = lowerDirs.joined(separator: ":")
+        var options = "lowerdir=\(lowers),upperdir=\(upperDir),workdir=\(workDir)"
+        if options.utf8.count > 4000 {
+            for dir in lowerDirs {
+                let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard fd >= 0 else { throw BerthError.system("open layer \(dir)") }
+                fds.append(fd)
+            }
+            lowers = fds.map { "/proc/self/fd/\($0)" }.joined(separator: ":")
+            options = "lowerdir=\(lowers),upperdir=\(upperDir),workdir=\(workDir)"
+            guard options.utf8.count <= 4000 else {
+                throw BerthError(.unsupported, "rootfs \(name): \(lowerDirs.count) layers do not fit in one overlay mount")
+            }
+        }
+        guard Glibc.mount("overlay", mergedDir, "overlay", 0, options) == 0 else {
+            throw BerthError.system("mount overlay for rootfs \(name) on \(mergedDir)")
+        }
+    }
+
+    /// Unmounts the overlay (no-op when not mounted).
+    /// - Parameter lazy: Detach even if busy (`MNT_DETACH`).
+    public func unmount(lazy: Bool = false) throws {
+        guard isMounted else { return }
+        guard umount2(mergedDir, lazy ? Int32(MNT_DETACH) : 0) == 0 else {
+            throw BerthError.system("unmount rootfs \(name) at \(mergedDir)")
+        }
+    }
+}
+
+/// One line of `docker diff`.
+public struct Change: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case added = "A", changed = "C", deleted = "D" }
+    public var kind: Kind
+    /// Absolute path inside the container.
+    public var path: String
+    /// `A /path`, as `docker diff` prints it.
+    public var description: String { "\(kind.rawValue) \(path)" }
+}
+
+extension LayerStore {
+    /// Creates the overlay directories of a container rootfs from an image (not yet mounted).
+    /// The image's layers are referenced by the rootfs until ``removeContainerRootfs(name:)``.
+    /// - Parameters:
+    ///   - name: A unique name (letters, digits, `_`, `.`, `-`), usually the container ID.
+    ///   - image: The image reference.
+    /// - Returns: The rootfs; call ``ContainerRootfs/mount()`` to mount it.
+    public func createContainerRootfs(name: String, image: String) throws -> ContainerRootfs {
+        guard !name.isEmpty, name.count <= 128, name != ".", name != "..",
+              name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" }) else {
+            throw BerthError(.invalidArgument, "invalid container rootfs name \"\(name)\"")
+        }
+        return try withLock {
+            let rec = try resolveImage(image, tags: try tagTable())
+            let dir = containerDir(name)
+            guard mkdir(dir, 0o700) == 0 else {
+                if errno == EEXIST { throw BerthError(.alreadyExists, "container rootfs \(name) already exists") }
+                throw BerthError.system("mkdir \(dir)")
+            }
+            do {
+                for sub in ["upper", "work", "merged"] { try FileIO.makeDirectories(dir + "/" + sub, mode: 0o755) }
+                if rec.diffIDs.isEmpty { try FileIO.makeDirectories(dir + "/empty", mode: 0o755) }
+                try writeJSON(RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs), to: dir + "/rootfs.json")
+            } catch {
+                try? FileIO.removeTree(dir)
+                throw error
+            }
+            return try rootfs(from: RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs))
+        }
+    }
+
+    func rootfs(from r: RootfsRecord) throws -> ContainerRootfs {
+        let dir = containerDir(r.name)
+        let lowers = r.diffIDs.isEmpty ? [dir + "/empty"] : r.diffIDs.reversed().map { layerPath($0) }
+        return ContainerRootfs(name: r.name, image: r.image, lowerDirs: lowers, upperDir: dir + "/upper",
+                               workDir: dir + "/work", mergedDir: dir + "/merged")
+    }
+
+    /// The rootfs created under `name`.
+    public func containerRootfs(name: String) throws -> ContainerRootfs {
+        let p = containerDir(name) + "/rootfs.json"
+        guard !name.contains("/"), FileIO.exists(p) else { throw BerthError(.notFound, "container rootfs \(name) not found in \(root)") }
+        return try rootfs(from: try readJSON(RootfsRecord.self, p))
+    }
+
+    /// All container rootfs of this store.
+    public func containerRootfsList() throws -> [ContainerRootfs] {
+        try rootfsRecords().map { try rootfs(from: $0) }
+    }
+
+    /// Unmounts (if needed) and deletes a container rootfs, releasing its layers.
+    public func removeContainerRootfs(name: String) throws {
+        let fs = try containerRootfs(name: name)
+        try fs.unmount()
+        try withLock {
+            unlink(containerDir(name) + "/rootfs.json")
+            try FileIO.removeTree(containerDir(name))
+        }
+    }
+
+    /// What changed in a container rootfs compared to its image, like `docker diff`: `A` added,
+    /// `C` changed, `D` deleted; parent directories of changes appear as `C`. Whiteouts (0/0
+    /// character devices) are deletions; an opaque directory lists the lower entries it hides as
+    /// deleted. Paths come in a pre-order walk of the upper dir, names sorted.
+    /// - Parameter name: The container rootfs.
+    public func diff(name: String) throws -> [Change] {
+        let fs = try containerRootfs(name: name)
+        var out: [Change] = []
+        var reported = Set<String>()
+        try diffWalk(fs, rel: "", out: &out, reported: &reported)
+        return out
+    }
+
+    private func existsInLower(_ fs: ContainerRootfs, _ rel: String) -> stat? {
+        for l in fs.lowerDirs {
+            var st = stat()
+            if lstat(l + rel, &st) == 0 {
+                if (st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0 { return nil }  // whited out below
+                return st
+            }
+        }
+        return nil
+    }
+
+    private func diffWalk(_ fs: ContainerRootfs, rel: String, out: inout [Change], reported: inout Set<String>) throws {
+        func addParent() {
+            if !rel.isEmpty && !reported.contains(rel) {
+                out.append(Change(kind: .changed, path: rel))
+                reported.insert(rel)
+            }
+        }
+        for name in try listDirectory(fs.upperDir + rel).sorted() {
+            let p = rel + "/" + name
+            var st = stat()
+            guard lstat(fs.upperDir + p, &st) == 0 else { continue }
+            let fmt = st.st_mode & S_IFMT
+            if fmt == S_IFCHR && st.st_rdev == 0 {
+                if existsInLower(fs, p) != nil {
+                    addParent()
+                    out.append(Change(kind: .deleted, path: p))
+                }
+                continue
+            }
+            let lower = existsInLower(fs, p)
+            if fmt == S_IFDIR {
+                if let lower, (lower.st_mode & S_IFMT) == S_IFDIR {
+                    let same = lower.st_mode == st.st_mode && lower.st_uid == st.st_uid && lower.st_gid == st.st_gid
+                        && lower.st_mtim.tv_sec == st.st_mtim.tv_sec && lower.st_mtim.tv_nsec == st.st_mtim.tv_nsec
+                    if !same && !reported.contains(p) { addParent(); out.append(Change(kind: .changed, path: p)); reported.insert(p) }
+                    if isOpaque(fs.upperDir + p) {
+                        addParent()
+                        if !reported.contains(p) { out.append(Change(kind: .changed, path: p)); reported.insert(p) }
+                        let upperNames = Set(try listDirectory(fs.upperDir + p))
+                        var hidden = Set<String>()
+                        for l in fs.lowerDirs where FileIO.isDirectory(l + p) {
+                            for n in try listDirectory(l + p) where !upperNames.contains(n) { hidden.insert(n) }
+                        }
+                        for n in hidden.sorted() { out.append(Change(kind: .deleted, path: p + "/" + n)) }
+                    }
+                } else {
+                    addParent()
+                    out.append(Change(kind: lower == nil ? .added : .changed, path: p))
+                    reported.insert(p)
+                }
+                try diffWalk(fs, rel: p, out: &out, reported: &reported)
+            } else {
+                addParent()
+                out.append(Change(kind: lower == nil ? .added : .changed, path: p))
+            }
+        }
+    }
+}

@@ -1,2 +1,0 @@
-/// BerthImageLayers: placeholder replaced by the issue that fills this module.
-public enum BerthImageLayersModule {}
