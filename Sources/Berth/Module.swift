@@ -1,2 +1,0 @@
-/// Berth: placeholder replaced by the issue that fills this module.
-public enum BerthModule {}

@@ -1,2 +1,0 @@
-/// BerthLinks: placeholder replaced by the issue that fills this module.
-public enum BerthLinksModule {}
