@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "BerthLinks", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "Berth", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",
-            "BerthPortMapper", "BerthImageLayers", "BerthLinks",
+            "BerthPortMapper", "BerthNetwork", "BerthImageLayers", "BerthLinks",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
