@@ -90,6 +90,6 @@ let package = Package(
         .testTarget(name: "BerthPortMapperTests", dependencies: ["BerthPortMapper", "BerthTestSupport"], swiftSettings: strict),
         .testTarget(name: "BerthImageLayersTests", dependencies: ["BerthImageLayers", "BerthTestSupport"], swiftSettings: strict),
         .testTarget(name: "BerthLinksTests", dependencies: ["BerthLinks"], swiftSettings: strict),
-        .testTarget(name: "BerthTests", dependencies: ["Berth", "BerthTestSupport"], swiftSettings: strict),
+        .testTarget(name: "BerthTests", dependencies: ["Berth", "BerthLinks", "BerthTestSupport"], swiftSettings: strict),
     ]
 )

@@ -64,6 +64,9 @@ public struct ContainerState: Codable, Sendable, Equatable {
     public var monitorPid: Int32?
     /// The mounts the container got (binds and volumes), in mount order.
     public var mounts: [MountPoint]
+    /// The containers this one links to, by alias, as resolved at its last start (names can
+    /// change later; ids cannot).
+    public var linkTargets: [LinkedContainer]
 
     /// A freshly created container's state.
     public init() {
@@ -75,6 +78,7 @@ public struct ContainerState: Codable, Sendable, Equatable {
         finishedAt = .zero
         ports = []
         mounts = []
+        linkTargets = []
     }
 
     /// Whether the status is `running`.
@@ -99,6 +103,23 @@ public struct ContainerState: Codable, Sendable, Equatable {
         rootfsPath = try c.decodeIfPresent(String.self, forKey: .rootfsPath)
         monitorPid = try c.decodeIfPresent(Int32.self, forKey: .monitorPid)
         mounts = try c.decodeIfPresent([MountPoint].self, forKey: .mounts) ?? []
+        linkTargets = try c.decodeIfPresent([LinkedContainer].self, forKey: .linkTargets) ?? []
+    }
+}
+
+/// One resolved `--link`: the alias and the id of the container it names.
+public struct LinkedContainer: Codable, Sendable, Equatable {
+    /// The alias the linking container uses.
+    public var alias: String
+    /// The linked container.
+    public var target: ContainerID
+
+    /// - Parameters:
+    ///   - alias: The alias.
+    ///   - target: The linked container's id.
+    public init(alias: String, target: ContainerID) {
+        self.alias = alias
+        self.target = target
     }
 }
 
