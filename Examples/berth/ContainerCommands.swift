@@ -314,14 +314,6 @@ struct PortCommand: ParsableCommand {
     }
 }
 
-/// `docker port` lines: `8080/tcp -> 0.0.0.0:18080`, sorted by container port.
-enum PortListing {
-    static func lines(_ ports: [PublishedPort]) -> String {
-        ports.sorted { ($0.containerPort, $0.proto, $0.hostPort) < ($1.containerPort, $1.proto, $1.hostPort) }
-            .map { "\($0.containerPort)/\($0.proto) -> \($0.hostIP):\($0.hostPort)\n" }.joined()
-    }
-}
-
 struct ExecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exec", abstract: "Run a command in a running container.")
     @OptionGroup var global: GlobalOptions

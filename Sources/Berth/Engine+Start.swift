@@ -242,7 +242,8 @@ extension Engine {
         spec.mounts = mounts
         switch mode {
         case .host:
-            spec.setNamespace(.network, nil)
+            // The namespace playing the host (a sandbox in tests), or the caller's own.
+            spec.setNamespace(.network, options.hostNamespace.map { ContainerSpec.Namespace(.network, path: $0.path) })
         case .container:
             spec.setNamespace(.network, ContainerSpec.Namespace(.network, path: joinedNetwork))
         case .bridge, .none:
