@@ -9,6 +9,8 @@ struct BerthBench: ParsableCommand {
         abstract: "Benchmarks Berth against runc/crun, CNI, docker-proxy and umoci in one run.",
         subcommands: [
             // Add each benchmark's subcommand here (one line each).
+            StartBenchmark.self,
+            SecurityBench.self,
         ]
     )
 }

@@ -30,6 +30,14 @@ struct BerthNS: ParsableCommand {
     @Option(name: .customLong("env"), help: "An environment entry KEY=value (repeatable).") var env: [String] = []
     @Option(name: .customLong("workdir"), help: "The working directory inside the container.") var workdir: String?
     @Option(help: "uid[:gid] to run as.") var user: String?
+    @Option(name: .customLong("security-opt"), help: "seccomp=unconfined|PROFILE.json, no-new-privileges, systempaths=unconfined (repeatable).")
+    var securityOpt: [String] = []
+    @Option(name: .customLong("cap-add"), help: "Add a capability, like NET_ADMIN or ALL (repeatable).") var capAdd: [String] = []
+    @Option(name: .customLong("cap-drop"), help: "Drop a capability, like MKNOD or ALL (repeatable).") var capDrop: [String] = []
+    @Flag(help: "All capabilities, no seccomp filter, no masked or read-only paths.") var privileged = false
+    @Option(name: .customLong("userns-remap"),
+            help: "Run in a user namespace: container uid/gid 0.. map to HOSTID.. (HOSTID[:SIZE], size 65536 by default). The rootfs must be owned by HOSTID.")
+    var usernsRemap: String?
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).") var command: [String] = []
 
     func validate() throws {
@@ -75,6 +83,8 @@ struct BerthNS: ParsableCommand {
             default: throw BerthError(.invalidArgument, "--net \(net): expected none, host or container:PID")
             }
         }
+        if let usernsRemap { try remap(&spec, usernsRemap) }
+        let security = try securitySettings(spec, fromBundle: bundle != nil)
         let limits = try cgroupLimits(spec)
 
         // Signals for the container go through us: block them here (before any thread exists, so
@@ -89,7 +99,7 @@ struct BerthNS: ParsableCommand {
         defer {
             if let cgroup { try? cgroup.killAll(); try? cgroup.destroy() }
         }
-        let container = try ContainerProcess.spawn(spec, stdio: .inherit, options: .init(parentDeathSignal: SIGKILL)) { c in
+        let container = try ContainerProcess.spawn(spec, stdio: .inherit, security: security, options: .init(parentDeathSignal: SIGKILL)) { c in
             try cgroup?.add(pid: c.pid)
         }
         SignalForwarder.start(set: forwarded, to: container)
@@ -114,6 +124,37 @@ struct BerthNS: ParsableCommand {
             gid = g
         }
         return ContainerSpec.User(uid: uid, gid: gid)
+    }
+
+    /// Docker's defaults (capabilities, seccomp profile, masked and read-only paths) relaxed or
+    /// tightened by the flags. A bundle's config.json keeps the authority over what it states
+    /// (its capabilities, paths, no_new_privs and seccomp profile) unless --privileged is given.
+    private func securitySettings(_ spec: ContainerSpec, fromBundle: Bool) throws -> ProcessSecurity {
+        let options = try SecurityOptions(securityOpts: securityOpt, capAdd: capAdd, capDrop: capDrop, privileged: privileged)
+        var security = try options.resolve()
+        guard fromBundle, !privileged else { return security }
+        let stated = try spec.processSecurity()
+        if spec.process?.capabilities != nil && capAdd.isEmpty && capDrop.isEmpty { security.capabilities = stated.capabilities }
+        if spec.process?.noNewPrivileges == true { security.noNewPrivileges = true }
+        if let masked = spec.linux?.maskedPaths { security.maskedPaths = masked }
+        if let readonly = spec.linux?.readonlyPaths { security.readonlyPaths = readonly }
+        if spec.linux?.seccomp != nil && !securityOpt.contains(where: { $0.hasPrefix("seccomp") }) {
+            security.seccompFilter = stated.seccompFilter
+        }
+        return security
+    }
+
+    /// `--userns-remap HOSTID[:SIZE]`: a new user namespace mapping 0..SIZE-1 to HOSTID.. for both
+    /// uids and gids.
+    private func remap(_ spec: inout ContainerSpec, _ text: String) throws {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let host = UInt32(parts[0]),
+              let size = parts.count == 2 ? UInt32(parts[1]) : 65536, size > 0 else {
+            throw BerthError(.invalidArgument, "--userns-remap \(text): expected HOSTID or HOSTID:SIZE")
+        }
+        spec.setNamespace(.user, .init(.user))
+        spec.linux?.uidMappings = [.init(containerID: 0, hostID: host, size: size)]
+        spec.linux?.gidMappings = [.init(containerID: 0, hostID: host, size: size)]
     }
 
     /// The spec's `linux.resources` overridden by the command-line flags.

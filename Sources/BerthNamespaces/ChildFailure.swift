@@ -22,6 +22,7 @@ struct ChildFailure {
         var steps: [RootfsPlan.Step]
         var joins: [ContainerSpec.Namespace]
         var security: ProcessSecurity
+        var rlimits: [String] = []
         var hostname: String?
         var domainname: String?
         var cwd: String?
@@ -69,6 +70,7 @@ struct ChildFailure {
         case BERTH_STAGE_STDIO.rawValue: what = "set up \(["stdin", "stdout", "stderr"][min(max(i, 0), 2)])"
         case BERTH_STAGE_EXEC.rawValue: what = "exec \"\(c.argv0)\""
         case BERTH_STAGE_SIGNALS.rawValue: what = "reset the signal mask"
+        case BERTH_STAGE_RLIMIT.rawValue: what = "set \(i < c.rlimits.count ? c.rlimits[i] : "a resource limit")"
         case BERTH_STAGE_LOOPBACK.rawValue: what = "bring up lo in the new network namespace"
         case BERTH_STAGE_PDEATHSIG.rawValue: what = "set the parent-death signal"
         default: what = "container setup (stage \(stage))"

@@ -62,16 +62,18 @@ public final class ContainerProcess: @unchecked Sendable {
     /// The path of one of the process's namespaces (`/proc/PID/ns/net`, …), for joining it.
     public func namespacePath(_ kind: NamespaceKind) -> String { "/proc/\(pid)/ns/\(kind.procName)" }
 
-    /// Clones the container's first process and stops it at the sync point. Id maps of a new user
-    /// namespace are written before this returns; cgroups and links are the caller's to set up
-    /// before ``start()``.
+    /// Clones the container's first process. The child prepares its root filesystem right away
+    /// and stops at the sync point, before anything of the container's program runs. Id maps of
+    /// a new user namespace are written before this returns; cgroups and links are the caller's
+    /// to set up before ``start()`` (this work overlaps with the child's mounts).
     ///
     /// - Parameters:
     ///   - spec: The container spec (process, root, hostname, mounts, namespaces, id mappings).
     ///     `root.path` must be absolute (see ``ContainerSpec/load(bundle:)``).
     ///   - stdio: Where stdin, stdout and stderr go.
-    ///   - security: The security settings to apply in the child; `nil` takes no_new_privs and the
-    ///     masked and read-only paths from the spec.
+    ///   - security: The security settings to apply in the child; `nil` takes them from the spec
+    ///     (``ContainerSpec/processSecurity(cache:)``: capabilities, no_new_privs, seccomp, masked
+    ///     and read-only paths).
     ///   - options: Non-OCI options.
     /// - Throws: ``BerthError`` naming the bad input or the failed system call.
     public static func create(_ spec: ContainerSpec, stdio: ProcessStdio = ProcessStdio(),
@@ -79,9 +81,7 @@ public final class ContainerProcess: @unchecked Sendable {
         guard let process = spec.process, let argv0 = process.args.first, !argv0.isEmpty else {
             throw BerthError(.invalidArgument, "container spec has no process arguments")
         }
-        let security = security ?? ProcessSecurity(
-            noNewPrivileges: process.noNewPrivileges ?? false,
-            maskedPaths: spec.linux?.maskedPaths ?? [], readonlyPaths: spec.linux?.readonlyPaths ?? [])
+        let security = try security ?? spec.processSecurity()
         if let filter = security.seccompFilter, filter.count % 8 != 0 || filter.count / 8 > 4096 {
             throw BerthError(.invalidArgument, "seccomp filter of \(filter.count) bytes is not a BPF program of at most 4096 instructions")
         }
@@ -147,7 +147,7 @@ public final class ContainerProcess: @unchecked Sendable {
         toClose += io.owned
 
         var syncPipe: [Int32] = [-1, -1], errorPipe: [Int32] = [-1, -1]
-        guard berth_pipe2(&syncPipe, O_CLOEXEC) == 0 else { throw BerthError.system("create the sync pipe") }
+        guard berth_sync_pair(&syncPipe) == 0 else { throw BerthError.system("create the sync socket") }
         toClose += [syncPipe[0]]
         guard berth_pipe2(&errorPipe, O_CLOEXEC) == 0 else {
             close(syncPipe[1])
@@ -180,6 +180,15 @@ public final class ContainerProcess: @unchecked Sendable {
         let groups = process.user.additionalGids ?? []
         c.pointee.groups = UnsafePointer(child.array(groups))
         c.pointee.group_count = Int32(groups.count)
+        let limits = try (process.rlimits ?? []).map { r -> berth_rlimit in
+            guard let resource = ContainerSpec.Rlimit.resources[r.type] else {
+                throw BerthError(.invalidArgument, "unknown rlimit type \(r.type) (expected one of \(ContainerSpec.Rlimit.resources.keys.sorted().joined(separator: ", ")))")
+            }
+            guard r.soft <= r.hard else { throw BerthError(.invalidArgument, "rlimit \(r.type): soft limit \(r.soft) is above the hard limit \(r.hard)") }
+            return berth_rlimit(resource: resource, soft: r.soft, hard: r.hard)
+        }
+        c.pointee.rlimits = UnsafePointer(child.array(limits))
+        c.pointee.rlimit_count = Int32(limits.count)
         c.pointee.stdio = (io.fds[0], io.fds[1], io.fds[2])
         c.pointee.pdeathsig = options.parentDeathSignal
         c.pointee.argv = UnsafePointer(child.stringArray(process.args))
@@ -205,12 +214,15 @@ public final class ContainerProcess: @unchecked Sendable {
         }
         let context = ChildFailure.Context(
             argv0: argv0, rootfs: rootfs, steps: plan?.steps ?? [], joins: reportedJoins, security: security,
-            hostname: spec.hostname, domainname: spec.domainname, cwd: process.cwd, user: process.user)
+            rlimits: (process.rlimits ?? []).map(\.type), hostname: spec.hostname, domainname: spec.domainname, cwd: process.cwd, user: process.user)
         let container = ContainerProcess(pid: pid, pidfd: pidfd, syncFD: syncPipe[1], errorFD: errorPipe[0], context: context)
         if newUser {
             // Releasing `container` on a throw kills and reaps the child.
             try writeIDMap(pid: pid, file: "uid_map", spec.linux?.uidMappings ?? [])
             try writeIDMap(pid: pid, file: "gid_map", spec.linux?.gidMappings ?? spec.linux?.uidMappings ?? [])
+            guard berth_sync_release(syncPipe[1]) == 0 else {
+                throw (container.pendingFailure() ?? BerthError.system("release container process \(pid) after writing its id maps"))
+            }
         }
         return container
     }
@@ -236,27 +248,42 @@ public final class ContainerProcess: @unchecked Sendable {
             return fds
         }
         defer { close(errorFD) }
-        var one: UInt8 = 1
-        let n = write(syncFD, &one, 1)
-        let writeErrno = errno
+        let released = berth_sync_release(syncFD) == 0
         close(syncFD)
+        if let failure = readFailure(errorFD, wait: true) {
+            _ = try? reap()
+            throw failure
+        }
+        if !released {
+            let status = (try? reap()).map { "\($0)" } ?? "is gone"
+            throw BerthError(.invalidState, "container process \(pid) \(status) before it was started")
+        }
+    }
+
+    /// The child's failure report on `fd`, if any. With `wait`, blocks until the child has exec'd
+    /// (EOF) or reported; without, only looks at what is already there.
+    private func readFailure(_ fd: Int32, wait: Bool) -> BerthError? {
+        if !wait {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&p, 1, 0) == 1 else { return nil }
+        }
         var report = berth_child_error()
         let size = MemoryLayout<berth_child_error>.size
         var got = 0
         withUnsafeMutableBytes(of: &report) { buf in
             while got < size {
-                let r = read(errorFD, buf.baseAddress! + got, size - got)
+                let r = read(fd, buf.baseAddress! + got, size - got)
                 if r > 0 { got += r } else if r < 0 && errno == EINTR { continue } else { break }
             }
         }
-        if got == size {
-            _ = try? reap()
-            throw ChildFailure(report).error(context)
-        }
-        if n != 1 {
-            killAndReap()
-            throw BerthError.system("release container process \(pid)", errno: writeErrno)
-        }
+        return got == size ? ChildFailure(report).error(context) : nil
+    }
+
+    /// A failure the child already reported (used when parent-side work fails because the child
+    /// died: its own report says why).
+    func pendingFailure() -> BerthError? {
+        let fd = state.withLock { $0.errorFD }
+        return fd >= 0 ? readFailure(fd, wait: false) : nil
     }
 
     /// Sends `signal` to the process (through its pidfd when the kernel has them, so a recycled
@@ -320,7 +347,12 @@ public final class ContainerProcess: @unchecked Sendable {
                              options: Options = Options(),
                              prepare: (ContainerProcess) throws -> Void = { _ in }) throws -> ContainerProcess {
         let c = try create(spec, stdio: stdio, security: security, options: options)
-        try prepare(c)
+        do {
+            try prepare(c)
+        } catch {
+            // Parent-side work fails when the child has died; its own report is the better error.
+            throw c.pendingFailure() ?? error
+        }
         try c.start()
         return c
     }

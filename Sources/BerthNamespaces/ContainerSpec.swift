@@ -90,11 +90,25 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
         }
     }
 
-    /// A resource limit (kept for completeness; not applied by the spawner yet).
+    /// A resource limit set with setrlimit before exec (`RLIMIT_NOFILE`, …).
     public struct Rlimit: Codable, Sendable, Equatable {
         public var type: String
         public var hard: UInt64
         public var soft: UInt64
+
+        public init(type: String, soft: UInt64, hard: UInt64) {
+            self.type = type
+            self.soft = soft
+            self.hard = hard
+        }
+
+        /// The Linux resource numbers by OCI name.
+        static let resources: [String: Int32] = [
+            "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+            "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+            "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+            "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+        ]
     }
 
     /// The root filesystem: a path (relative paths are relative to the bundle) and whether it is
@@ -138,13 +152,13 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
         public var resources: Resources?
         public var maskedPaths: [String]?
         public var readonlyPaths: [String]?
-        /// The seccomp profile in the OCI format, kept as raw JSON (see ``JSONValue``).
-        public var seccomp: JSONValue?
+        /// The seccomp profile in the OCI (and Docker) format; compiled by ``ContainerSpec/processSecurity(cache:)``.
+        public var seccomp: SeccompProfile?
         public var cgroupsPath: String?
 
         public init(namespaces: [Namespace]? = nil, uidMappings: [IDMapping]? = nil, gidMappings: [IDMapping]? = nil,
                     resources: Resources? = nil, maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil,
-                    seccomp: JSONValue? = nil, cgroupsPath: String? = nil) {
+                    seccomp: SeccompProfile? = nil, cgroupsPath: String? = nil) {
             self.namespaces = namespaces
             self.uidMappings = uidMappings
             self.gidMappings = gidMappings

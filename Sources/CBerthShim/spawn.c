@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -228,16 +230,32 @@ static __attribute__((noreturn)) void exec_program(const struct berth_spawn_conf
     fail(cfg, BERTH_STAGE_EXEC, seen_eacces ? EACCES : ENOENT, -1, 0);
 }
 
+/* Installs the requested sets, limited to what we hold: a capability missing from the caller's
+ * own permitted set (a host that runs us without CAP_SYS_RESOURCE, say) cannot be granted. */
 static int set_caps(const struct berth_spawn_config *cfg) {
     struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct data[2];
-    data[0].effective = (uint32_t)cfg->cap_effective;
-    data[1].effective = (uint32_t)(cfg->cap_effective >> 32);
-    data[0].permitted = (uint32_t)cfg->cap_permitted;
-    data[1].permitted = (uint32_t)(cfg->cap_permitted >> 32);
-    data[0].inheritable = (uint32_t)cfg->cap_inheritable;
-    data[1].inheritable = (uint32_t)(cfg->cap_inheritable >> 32);
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &hdr, data) != 0) return -1;
+    uint64_t held = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+    uint64_t eff = cfg->cap_effective & held, perm = cfg->cap_permitted & held, inh = cfg->cap_inheritable & held;
+    data[0].effective = (uint32_t)eff;
+    data[1].effective = (uint32_t)(eff >> 32);
+    data[0].permitted = (uint32_t)perm;
+    data[1].permitted = (uint32_t)(perm >> 32);
+    data[0].inheritable = (uint32_t)inh;
+    data[1].inheritable = (uint32_t)(inh >> 32);
+    hdr.version = _LINUX_CAPABILITY_VERSION_3;
+    hdr.pid = 0;
     return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static void wait_for_parent(const struct berth_spawn_config *cfg) {
+    if (cfg->sync_fd < 0) return;
+    char c;
+    ssize_t n;
+    do n = read(cfg->sync_fd, &c, 1); while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(126);
 }
 
 static __attribute__((noreturn)) void child_main(const struct berth_spawn_config *cfg) {
@@ -266,15 +284,9 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
     if (cfg->pdeathsig && prctl(PR_SET_PDEATHSIG, cfg->pdeathsig, 0, 0, 0) != 0)
         fail(cfg, BERTH_STAGE_PDEATHSIG, errno, -1, 0);
 
-    /* The sync point: the parent puts us in cgroups, writes uid/gid maps and moves links into
-     * our network namespace, then writes one byte (or closes the pipe to abort). */
-    if (cfg->sync_fd >= 0) {
-        char c;
-        ssize_t n;
-        do n = read(cfg->sync_fd, &c, 1); while (n < 0 && errno == EINTR);
-        if (n != 1) _exit(126);
-        close(cfg->sync_fd);
-    }
+    /* In a new user namespace nothing works until the parent has written our id maps: wait for
+     * its first byte. */
+    if (cfg->userns_root) wait_for_parent(cfg);
     for (int i = 0; i < cfg->join_count; i++) {
         if (setns(cfg->join_fds[i], cfg->join_types[i]) != 0) fail(cfg, BERTH_STAGE_SETNS, errno, i, 0);
         close(cfg->join_fds[i]);
@@ -289,6 +301,18 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
     mask_and_protect(cfg);
     if (cfg->hostname && sethostname(cfg->hostname, slen(cfg->hostname)) != 0) fail(cfg, BERTH_STAGE_HOSTNAME, errno, -1, 0);
     if (cfg->domainname && setdomainname(cfg->domainname, slen(cfg->domainname)) != 0) fail(cfg, BERTH_STAGE_DOMAINNAME, errno, -1, 0);
+
+    /* The sync point. The rootfs work above overlaps with the parent's: it puts us in cgroups and
+     * moves links into our network namespace, then sends one byte (or closes its end to abort).
+     * Nothing of the container's program runs before that. */
+    wait_for_parent(cfg);
+
+    /* Before setuid: raising a hard limit needs CAP_SYS_RESOURCE. */
+    for (int i = 0; i < cfg->rlimit_count; i++) {
+        struct rlimit64 lim = { cfg->rlimits[i].soft, cfg->rlimits[i].hard };
+        if (prlimit64(0, (enum __rlimit_resource)cfg->rlimits[i].resource, &lim, NULL) != 0)
+            fail(cfg, BERTH_STAGE_RLIMIT, errno, i, 0);
+    }
 
     /* stdio: move sources out of 0..2 first so that dup2 cannot clobber a later source. */
     int src[3] = { cfg->stdio[0], cfg->stdio[1], cfg->stdio[2] };
@@ -420,6 +444,17 @@ int berth_wait_child(pid_t pid, int pidfd, int nohang, int *exited, int *code) {
     *exited = info.si_code == CLD_EXITED;
     *code = info.si_status;
     return 1;
+}
+
+int berth_sync_pair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}
+
+int berth_sync_release(int fd) {
+    char one = 1;
+    ssize_t n;
+    do n = send(fd, &one, 1, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : -1;
 }
 
 int berth_cap_last_cap(void) {

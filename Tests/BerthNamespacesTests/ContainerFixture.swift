@@ -13,8 +13,21 @@ final class ContainerFixture {
     let outputPath: String
 
     init() throws {
-        rootfs = try BusyboxRootfs()
+        rootfs = try Self.makeRootfs()
         outputPath = rootfs.bundle + "/output"
+    }
+
+    /// BusyboxRootfs writes /bin/busybox and runs it right away; a process another test forks in
+    /// between briefly holds a copy of the write descriptor, and exec then fails with ETXTBSY
+    /// (the classic fork/exec race). Retry a few times.
+    static func makeRootfs() throws -> BusyboxRootfs {
+        var attempt = 0
+        while true {
+            do { return try BusyboxRootfs() } catch let e as BerthError where e.errno == ETXTBSY && attempt < 5 {
+                attempt += 1
+                usleep(20_000)
+            }
+        }
     }
 
     deinit { rootfs.remove() }

@@ -92,3 +92,50 @@ import Glibc
         }
     }
 }
+
+@Suite struct ContainerSetupFailureTests {
+    @Test func failedMountNamesTheMountAndLeavesNothing() throws {
+        let f = try ContainerFixture()
+        var spec = f.spec("true")
+        spec.mounts = (spec.mounts ?? []) + [ContainerSpec.Mount(destination: "/mnt/x", type: "nosuchfs", source: "none")]
+        let before = try hostMountPoints()
+        var pid: pid_t = 0
+        #expect {
+            try ContainerProcess.run(spec, stdio: .null) { c in
+                pid = c.pid
+                usleep(50_000)  // let the child get to the failing mount first
+            }
+        } throws: { e in
+            "\(e)" == "mount nosuchfs on /mnt/x: No such device"
+        }
+        #expect(pid > 0 && kill(pid, 0) != 0)
+        #expect(try hostMountPoints() == before)
+    }
+
+    @Test func badBindSourceIsRefusedBeforeCloning() throws {
+        let f = try ContainerFixture()
+        var spec = f.spec("true")
+        spec.mounts = [ContainerSpec.Mount(destination: "/data", type: "bind", source: "/no/such/dir", options: ["rbind", "ro"])]
+        #expect {
+            try ContainerProcess.run(spec, stdio: .null)
+        } throws: { e in
+            (e as? BerthError)?.code == .notFound && "\(e)".contains("/no/such/dir")
+        }
+    }
+
+    @Test func bindMountsWithReadOnly() throws {
+        let f = try ContainerFixture()
+        let data = f.rootfs.bundle + "/data"
+        try FileIO.makeDirectories(data)
+        try FileIO.writeAtomically(data + "/hello", "hi\n")
+        var spec = f.spec("cat /data/hello; touch /data/new 2>/dev/null || echo ro; touch /rw/new && echo rw")
+        spec.mounts = (spec.mounts ?? []) + [
+            ContainerSpec.Mount(destination: "/data", type: "bind", source: data, options: ["rbind", "ro"]),
+            ContainerSpec.Mount(destination: "/rw", type: "bind", source: data, options: ["bind"]),
+        ]
+        let r = try f.run(spec)
+        #expect(r.status == .exited(0))
+        #expect(r.output == "hi\nro\nrw\n")
+        #expect(FileIO.exists(data + "/new"))
+    }
+}

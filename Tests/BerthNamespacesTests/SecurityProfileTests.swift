@@ -48,23 +48,23 @@ import Glibc
         let everything = CapabilitySet.all(upTo: last)
         #expect(everything.members.count == 41)
         // add + drop on the default set
-        var s = try CapabilitySet.resolving(add: ["net_admin"], drop: ["MKNOD", "cap_kill"], lastSupported: last)
+        var s = try CapabilitySet.resolving(add: ["net_admin"], drop: ["MKNOD", "cap_kill"], available: everything)
         #expect(s.contains(.netAdmin) && !s.contains(.mknod) && !s.contains(.kill) && s.contains(.chown))
         #expect(s.members.count == 13)
         // drop ALL keeps only the adds
-        s = try CapabilitySet.resolving(add: ["CHOWN"], drop: ["ALL"], lastSupported: last)
+        s = try CapabilitySet.resolving(add: ["CHOWN"], drop: ["ALL"], available: everything)
         #expect(s.members == [.chown])
         // add ALL minus drops
-        s = try CapabilitySet.resolving(add: ["all"], drop: ["SYS_ADMIN"], lastSupported: last)
+        s = try CapabilitySet.resolving(add: ["all"], drop: ["SYS_ADMIN"], available: everything)
         #expect(s.members.count == 40 && !s.contains(.sysAdmin))
         // add ALL beats drop ALL (Docker's order)
-        s = try CapabilitySet.resolving(add: ["ALL"], drop: ["ALL"], lastSupported: last)
+        s = try CapabilitySet.resolving(add: ["ALL"], drop: ["ALL"], available: everything)
         #expect(s.members.count == 41)
         // privileged ignores drops
-        s = try CapabilitySet.resolving(drop: ["ALL"], privileged: true, lastSupported: last)
+        s = try CapabilitySet.resolving(drop: ["ALL"], privileged: true, available: everything)
         #expect(s == everything)
         // an older kernel: capabilities above its last one are left out
-        s = try CapabilitySet.resolving(add: ["BPF", "PERFMON", "NET_ADMIN"], lastSupported: 37)
+        s = try CapabilitySet.resolving(add: ["BPF", "PERFMON", "NET_ADMIN"], available: .all(upTo: 37))
         #expect(!s.contains(.bpf) && !s.contains(.perfmon) && s.contains(.netAdmin))
         #expect(CapabilitySet.all(upTo: 37).mask == (1 << 38) - 1)
         // masks: bounding = effective = permitted, nothing inheritable or ambient
@@ -73,10 +73,15 @@ import Glibc
         #expect(m.inheritable == 0 && m.ambient == 0)
     }
 
-    @Test func kernelCapLastCapIsRead() throws {
+    @Test func kernelCapLastCapAndOwnBoundingSetLimitWhatIsAvailable() throws {
         let text = try FileIO.read("/proc/sys/kernel/cap_last_cap").trimmingSpaces()
         #expect(Capability.lastSupportedByKernel == Int(text))
         #expect(CapabilitySet.all().members.count == Capability.lastSupportedByKernel + 1)
+        let status = try FileIO.read("/proc/self/status")
+        let line = status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") }.map(String.init) ?? ""
+        let own = UInt64(line.dropFirst(7).filter { !$0.isWhitespace }, radix: 16) ?? 0
+        #expect(CapabilitySet.availableToContainers.mask == own & CapabilitySet.all().mask)
+        #expect(try CapabilitySet.resolving(privileged: true) == .availableToContainers)
     }
 
     // MARK: Seccomp profiles
@@ -204,6 +209,38 @@ import Glibc
         #expect(error?.message.contains("\"read\"") == true)
     }
 
+    @Test func programCacheOnDiskIsSharedAndVerified() throws {
+        let dir = try FileIO.makeTemporaryDirectory(prefix: "berth-seccache-\(getpid())-") + "/cache"
+        defer { try? FileIO.removeTree(String(dir.dropLast(6))) }
+        let expected = try SeccompCompiler.compile(.dockerDefault, capabilities: .dockerDefault)
+        #expect(try SeccompProgramCache(directory: dir).program(for: .dockerDefault, capabilities: .dockerDefault) == expected)
+        var st = stat()
+        #expect(stat(dir, &st) == 0 && st.st_mode & 0o777 == 0o700)
+        let files = try Command.check("/bin/ls", [dir]).stdout.split(separator: "\n").map(String.init)
+        #expect(files.count == 1)
+        let file = dir + "/" + files[0]
+        #expect(stat(file, &st) == 0 && st.st_mode & 0o777 == 0o600)
+
+        // A second cache (another process, in effect) reads the entry: prove it by altering the
+        // program bytes while keeping the key.
+        var bytes = try FileIO.readBytes(file)
+        bytes[bytes.count - 1] ^= 0xff
+        try FileIO.writeAtomically(file, bytes, mode: 0o600)
+        let altered = try SeccompProgramCache(directory: dir).program(for: .dockerDefault, capabilities: .dockerDefault)
+        #expect(altered != expected && altered.count == expected.count)
+
+        // An entry whose key text differs (another profile hashed to this name) is not used.
+        bytes = try FileIO.readBytes(file)
+        bytes[20] ^= 0x01
+        try FileIO.writeAtomically(file, bytes, mode: 0o600)
+        #expect(try SeccompProgramCache(directory: dir).program(for: .dockerDefault, capabilities: .dockerDefault) == expected)
+        // Different capabilities are a different entry.
+        var caps = CapabilitySet.dockerDefault
+        caps.insert(.sysAdmin)
+        _ = try SeccompProgramCache(directory: dir).program(for: .dockerDefault, capabilities: caps)
+        #expect(try Command.check("/bin/ls", [dir]).stdout.split(separator: "\n").count == 2)
+    }
+
     @Test func kernelVersionsParse() {
         #expect(KernelVersion("4.8") == KernelVersion(major: 4, minor: 8))
         #expect(KernelVersion("6.18.44-fc-v595") == KernelVersion(major: 6, minor: 18))
@@ -272,7 +309,7 @@ import Glibc
 
         let p = try SecurityOptions(securityOpts: ["no-new-privileges"], capDrop: ["ALL"], privileged: true).resolve()
         #expect(p.seccompFilter == nil && p.maskedPaths.isEmpty && p.readonlyPaths.isEmpty)
-        #expect(p.capabilities == CapabilitySet.all().processMasks)
+        #expect(p.capabilities == CapabilitySet.availableToContainers.processMasks)
         #expect(p.noNewPrivileges)
         #expect(SecurityOptions(privileged: true).deviceRules == DeviceRule.allowAll)
 

@@ -165,18 +165,19 @@ public struct CapabilitySet: Hashable, Sendable, CustomStringConvertible {
     /// `privileged` gives every capability the kernel supports (add and drop are ignored);
     /// `ALL` in `add` gives every capability except those in `drop`; `ALL` in `drop` keeps only
     /// what `add` lists; otherwise `drop` is removed from `base` and then `add` is added.
-    /// Names are case-insensitive, with or without `CAP_`. Capabilities the running kernel does
-    /// not support are left out (as Docker does).
+    /// Names are case-insensitive, with or without `CAP_`. The result is limited to `available`:
+    /// capabilities the kernel does not support, or that this process does not hold itself (a
+    /// runtime cannot hand out more than it has, e.g. when it runs nested), are left out.
     /// - Parameters:
     ///   - base: The starting set (normally ``dockerDefault``).
     ///   - add: `--cap-add` values.
     ///   - drop: `--cap-drop` values.
     ///   - privileged: `--privileged`.
-    ///   - lastSupported: The kernel's highest capability number.
+    ///   - available: What may be handed out (normally ``availableToContainers``).
     /// - Throws: `BerthError(.invalidArgument)` naming an unknown capability.
     public static func resolving(base: CapabilitySet = .dockerDefault, add: [String] = [], drop: [String] = [],
                                  privileged: Bool = false,
-                                 lastSupported: Int = Capability.lastSupportedByKernel) throws -> CapabilitySet {
+                                 available: CapabilitySet = .availableToContainers) throws -> CapabilitySet {
         func parse(_ names: [String], flag: String) throws -> (all: Bool, set: CapabilitySet) {
             var all = false
             var set = CapabilitySet()
@@ -192,7 +193,7 @@ public struct CapabilitySet: Hashable, Sendable, CustomStringConvertible {
         // Validate both lists even when privileged, so a typo is reported rather than ignored.
         let adds = try parse(add, flag: "--cap-add")
         let drops = try parse(drop, flag: "--cap-drop")
-        let everything = CapabilitySet.all(upTo: lastSupported)
+        let everything = available
         var result: CapabilitySet
         if privileged || adds.all {
             result = privileged ? everything : CapabilitySet(mask: everything.mask & ~drops.set.mask)
@@ -205,8 +206,24 @@ public struct CapabilitySet: Hashable, Sendable, CustomStringConvertible {
         return result
     }
 
+    /// The capabilities this process can hand out: those the kernel supports (cap_last_cap) that
+    /// are also in this process's bounding set (CapBnd in /proc/self/status).
+    public static let availableToContainers: CapabilitySet = {
+        var set = CapabilitySet.all()
+        if let status = try? FileIO.read("/proc/self/status") {
+            for line in status.split(separator: "\n") where line.hasPrefix("CapBnd:") {
+                if let mask = UInt64(line.dropFirst(7).trimmingCharacters(), radix: 16) { set.mask &= mask }
+            }
+        }
+        return set
+    }()
+
     /// The masks a container's root process gets from this set: bounding, effective and permitted
     /// all equal to the set; inheritable and ambient empty (Docker's behaviour since the
     /// CVE-2022-24769 fix).
     public var processMasks: CapabilityMasks { CapabilityMasks(all: mask) }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters() -> String { String(self).trimmingSpaces() }
 }

@@ -1,7 +1,6 @@
 import BerthSystem
 import CBerthShim
 import CSeccomp
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -91,33 +90,16 @@ public enum SeccompCompiler {
         return try export(ctx)
     }
 
-    /// Like ``compile(_:capabilities:kernel:)`` but remembers the result per (profile,
-    /// capabilities, kernel), so that only the first container with a given profile pays for
-    /// compiling it.
+    /// Like ``compile(_:capabilities:kernel:)`` but through ``SeccompProgramCache/shared`` (in
+    /// memory only), so that only the first container with a given profile pays for compiling it.
     /// - Parameters:
     ///   - profile: The profile.
     ///   - capabilities: The container's capabilities.
     ///   - kernel: The kernel version for `minKernel`.
     public static func cachedCompile(_ profile: SeccompProfile, capabilities: CapabilitySet,
                                      kernel: KernelVersion = .running) throws -> [UInt8] {
-        let key = CacheKey(profile: profile, capabilities: capabilities, kernel: kernel)
-        if let hit = cache.withLock({ $0[key] }) { return hit }
-        let program = try compile(profile, capabilities: capabilities, kernel: kernel)
-        cache.withLock { entries in
-            // Bounded: profiles are few in practice; forget everything rather than grow forever.
-            if entries.count >= 64 { entries.removeAll() }
-            entries[key] = program
-        }
-        return program
+        try SeccompProgramCache.shared.program(for: profile, capabilities: capabilities, kernel: kernel)
     }
-
-    private struct CacheKey: Hashable, Sendable {
-        var profile: SeccompProfile
-        var capabilities: CapabilitySet
-        var kernel: KernelVersion
-    }
-
-    private static let cache = Mutex<[CacheKey: [UInt8]]>([:])
 
     /// Whether Docker's includes/excludes let `rule` apply.
     static func applies(_ rule: SeccompSyscallRule, capabilities: CapabilitySet, kernel: KernelVersion) -> Bool {

@@ -141,16 +141,18 @@ public struct SecurityOptions: Hashable, Sendable {
     public var deviceRules: [DeviceRule] { privileged ? DeviceRule.allowAll : DeviceRule.dockerDefault }
 
     /// Resolves everything into what the spawner applies. The seccomp program is compiled once per
-    /// (profile, capabilities) and cached (see ``SeccompCompiler/cachedCompile(_:capabilities:kernel:)``).
+    /// (profile, capabilities) and cached in `cache`.
+    /// - Parameter cache: Where compiled programs are remembered; an engine passes one backed by a
+    ///   directory under its state root so that every process after the first skips libseccomp.
     /// - Throws: `BerthError(.invalidArgument)` for an unknown capability or a profile that does not compile.
-    public func resolve() throws -> ProcessSecurity {
+    public func resolve(cache: SeccompProgramCache = .shared) throws -> ProcessSecurity {
         let caps = try capabilities()
         var filter: [UInt8]? = nil
         if !privileged {
             switch seccomp {
-            case .dockerDefault: filter = try SeccompCompiler.cachedCompile(.dockerDefault, capabilities: caps)
+            case .dockerDefault: filter = try cache.program(for: .dockerDefault, capabilities: caps)
             case .unconfined: filter = nil
-            case .profile(let profile): filter = try SeccompCompiler.cachedCompile(profile, capabilities: caps)
+            case .profile(let profile): filter = try cache.program(for: profile, capabilities: caps)
             }
         }
         let confinedPaths = !privileged && !unconfinedSystemPaths

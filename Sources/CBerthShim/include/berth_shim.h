@@ -77,7 +77,7 @@ enum berth_stage {
     BERTH_STAGE_CWD, BERTH_STAGE_BOUNDING, BERTH_STAGE_KEEPCAPS, BERTH_STAGE_SETGROUPS,
     BERTH_STAGE_SETGID, BERTH_STAGE_SETUID, BERTH_STAGE_CAPSET, BERTH_STAGE_AMBIENT,
     BERTH_STAGE_NO_NEW_PRIVS, BERTH_STAGE_SECCOMP, BERTH_STAGE_STDIO, BERTH_STAGE_EXEC,
-    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT, BERTH_STAGE_LOOPBACK
+    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT, BERTH_STAGE_LOOPBACK, BERTH_STAGE_RLIMIT
 };
 
 /* Sub-steps of BERTH_STAGE_MOUNT. */
@@ -94,6 +94,9 @@ struct berth_child_error {
 
 #define BERTH_MAX_JOIN 8
 
+/* One resource limit (setrlimit resource number, soft and hard values). */
+struct berth_rlimit { int resource; uint64_t soft; uint64_t hard; };
+
 struct berth_spawn_config {
     int clone_flags;                 /* CLONE_NEW* for namespaces to create */
     int join_fds[BERTH_MAX_JOIN];    /* namespaces to join with setns, in order (not pid) */
@@ -101,7 +104,8 @@ struct berth_spawn_config {
     int join_count;
     int pid_ns_fd;                   /* pid namespace to join (-1: none); the clone then runs on a helper thread */
 
-    int sync_fd;                     /* child reads one byte before doing anything (-1: no sync) */
+    int sync_fd;                     /* the child's end of the sync socket (-1: no sync): it reads one
+                                        byte before exec (and one more first thing when userns_root) */
     int error_fd;                    /* close-on-exec pipe for struct berth_child_error */
     int close_fds[4];                /* parent-side pipe ends the child must close (-1: unused) */
     const int *keep_fds;             /* ascending: every other descriptor is closed first thing */
@@ -129,6 +133,9 @@ struct berth_spawn_config {
     const gid_t *groups;
     int group_count;
 
+    const struct berth_rlimit *rlimits;
+    int rlimit_count;
+
     int stdio[3];                    /* -1: inherit */
     int pdeathsig;                   /* 0: none */
 
@@ -154,6 +161,11 @@ pid_t berth_spawn(const struct berth_spawn_config *cfg, int *pidfd);
  * *code to the exit status, or *exited to 0 and *code to the signal number. nohang: returns 0
  * without waiting when the child is still running (and 1 when it was reaped). */
 int berth_wait_child(pid_t pid, int pidfd, int nohang, int *exited, int *code);
+
+/* A close-on-exec socket pair for the sync point (a write to a dead child fails with EPIPE
+ * instead of raising SIGPIPE), and the parent's release: one byte sent with MSG_NOSIGNAL. */
+int berth_sync_pair(int fds[2]);
+int berth_sync_release(int fd);
 
 /* Reads /proc/sys/kernel/cap_last_cap (40 when unreadable). */
 int berth_cap_last_cap(void);
