@@ -76,7 +76,7 @@ let package = Package(
             path: "Examples/berth", swiftSettings: strict),
         .executableTarget(name: "berth-bench", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",
-            "BerthPortMapper", "BerthImageLayers",
+            "BerthPortMapper", "BerthImageLayers", "BerthNetwork",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth-bench", swiftSettings: strict),
 

@@ -11,6 +11,7 @@ struct BerthBench: ParsableCommand {
             // Add each benchmark's subcommand here (one line each).
             StartBenchmark.self,
             SecurityBench.self,
+            NetworkBenchmark.self,
         ]
     )
 }

@@ -278,11 +278,36 @@ public final class AddressAllocator: Sendable {
         }
         let doc = Document(subnet: state.subnet.subnet, gateway: state.subnet.gateway, cursor: state.bitmap.cursor, allocated: allocated)
         let data = try JSONEncoder().encode(doc)
-        try AddressAllocator.replaceFile(statePath, Array(data))
+        try AddressAllocator.writeState(statePath, Array(data))
     }
 
     private func text(_ lo: Int, _ hi: Int, _ base: UInt32) -> String {
         lo == hi ? "\(IPv4Address(base + UInt32(lo)))" : "\(IPv4Address(base + UInt32(lo)))-\(IPv4Address(base + UInt32(hi)))"
+    }
+
+    /// Writes the state document. A document of at most one page replaces the old one in place with a
+    /// single `pwrite` at offset 0, padded with spaces (JSON whitespace) to the old length: readers
+    /// hold the lock, and a process killed around that one-page write leaves either document whole.
+    /// Renaming over the file instead costs ~2 ms on ext4, whose replace-by-rename heuristic starts
+    /// writeback of the new file; larger documents still go through ``replaceFile(_:_:)``.
+    static func writeState(_ path: String, _ bytes: [UInt8]) throws {
+        let page = 4096
+        if bytes.count <= page {
+            let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+            if fd >= 0 {
+                defer { Glibc.close(fd) }
+                var st = stat()
+                if fstat(fd, &st) == 0, Int(st.st_size) <= page {
+                    var padded = bytes
+                    if padded.count < Int(st.st_size) {
+                        padded += [UInt8](repeating: UInt8(ascii: " "), count: Int(st.st_size) - padded.count)
+                    }
+                    let n = padded.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+                    if n == padded.count { return }
+                }
+            }
+        }
+        try replaceFile(path, bytes)
     }
 
     /// Temp file + rename, without fsync: the state must survive a process restart (the page cache

@@ -175,6 +175,14 @@ extension NetlinkSession {
         }
     }
 
+    /// Detaches the link with index `index` from its bridge, in one request.
+    public func removeMaster(index: Int32, name: String? = nil) throws {
+        try sendLinkRequest(type: RTM_NEWLINK, index: index, what: "detach \(name ?? "\(index)") from its bridge",
+                            notFound: "no such link \(name ?? "\(index)")") { msg in
+            nla_put_u32(msg, Int32(IFLA_MASTER), 0)
+        }
+    }
+
     /// Sets the MTU of `name`.
     public func setMTU(_ name: String, _ mtu: Int) throws {
         guard (68...65535).contains(mtu) else { throw BerthError(.invalidArgument, "invalid MTU \(mtu) for \(name): must be 68 to 65535") }

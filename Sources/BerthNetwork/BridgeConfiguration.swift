@@ -24,6 +24,10 @@ public struct BridgeConfiguration: Sendable, Hashable, Codable {
     public var firewall: FirewallKind?
     /// Nameservers the chosen subnet must not contain; `nil` reads /etc/resolv.conf.
     public var nameservers: [IPv4Address]?
+    /// Hairpin NAT (dockerd's `--userland-proxy=false`): published ports are DNATed for traffic from
+    /// the bridge too, and every container port gets hairpin mode so a container can reach itself
+    /// through a published port.
+    public var hairpinNAT: Bool
 
     /// - Parameters:
     ///   - bridge: The bridge name.
@@ -36,9 +40,11 @@ public struct BridgeConfiguration: Sendable, Hashable, Codable {
     ///   - mtu: MTU.
     ///   - firewall: Firewall backend (`nil` = auto).
     ///   - nameservers: Nameservers to avoid (`nil` = /etc/resolv.conf).
+    ///   - hairpinNAT: Hairpin NAT and hairpin mode on the container ports.
     public init(bridge: String = "berth0", bip: IPv4CIDR? = nil, subnet: IPv4CIDR? = nil,
                 pools: [AddressPool] = AddressPool.dockerDefaults, icc: Bool = true, masquerade: Bool = true,
-                ipForward: Bool = true, mtu: Int? = nil, firewall: FirewallKind? = nil, nameservers: [IPv4Address]? = nil) {
+                ipForward: Bool = true, mtu: Int? = nil, firewall: FirewallKind? = nil, nameservers: [IPv4Address]? = nil,
+                hairpinNAT: Bool = false) {
         self.bridge = bridge
         self.bip = bip
         self.subnet = subnet
@@ -49,5 +55,6 @@ public struct BridgeConfiguration: Sendable, Hashable, Codable {
         self.mtu = mtu
         self.firewall = firewall
         self.nameservers = nameservers
+        self.hairpinNAT = hairpinNAT
     }
 }

@@ -4,6 +4,10 @@ import BerthSystem
 import BerthTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite struct LinkTests {
     @Test func bridgeAndVethLifecycle() throws {
         let host = try SandboxHost()
@@ -127,6 +131,30 @@ import Testing
         let e2 = try c2.run { try NetlinkSession().link(named: "eth0") }
         #expect(e2.isUp)
         #expect(e2.kind == "veth")
+    }
+
+    @Test func moveByThreadID() throws {
+        let host = try SandboxHost()
+        defer { host.close() }
+        let target = try NetworkNamespace.create()
+        defer { target.close() }
+        // IFLA_NET_NS_PID takes a tid too: the namespace thread's id names that namespace.
+        let tid: Int32 = try target.run {
+            var buf = [CChar](repeating: 0, count: 64)
+            let n = readlink("/proc/thread-self", &buf, 63)
+            let text = String(decoding: buf[0..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return Int32(text.split(separator: "/").last.map(String.init) ?? "") ?? -1
+        }
+        // Never the main thread: that would name the machine's own namespace.
+        try #require(tid > 0 && tid != getpid())
+        let v = testName("v"), t = testName("t")
+        try host.run {
+            let nl = try NetlinkSession()
+            try nl.addVethPair(VethPair(name: v, peerName: t))
+            try nl.moveLink(t, to: .pid(tid), renamingTo: "eth1", up: true)
+        }
+        let moved = try target.run { try NetlinkSession().link(named: "eth1") }
+        #expect(moved.isUp)
     }
 
     @Test func deviceGroupDeletedInOneRequest() throws {

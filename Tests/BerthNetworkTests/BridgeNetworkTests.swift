@@ -32,12 +32,60 @@ import Testing
         #expect(try f.host.run { try NetworkSysctl.ipForwarding() })
 
         try f.host.run { try net.detach(e1) }
+        #expect(try net.leasedAddresses() == [e2.address.address])  // released at once
+        try net.waitForPendingDeletions()
         #expect(!(try f.hostLinks()).contains(e1.hostInterface))
         #expect(!(try f.links(c1)).map(\.name).contains("eth0"))
         #expect(try net.leasedAddresses() == [e2.address.address])
-        try f.host.run { try net.detach(e2) }
+        try f.host.run { try net.detach(e2, deletion: .synchronous) }
+        #expect(!(try f.hostLinks()).contains(e2.hostInterface))
         try f.host.run { try net.tearDown() }
         #expect(!(try f.hostLinks()).contains(net.bridge))
+    }
+
+    @Test func setUpAgainAfterARestartKeepsLeasesAndOwnership() throws {
+        let f = try NetworkFixture()
+        defer { f.close() }
+        let name = testName("br")
+        let first = try f.network { $0.bridge = name }
+        let c = try f.container()
+        let e = try f.host.run { try first.attach(c) }
+        // A second process (or a restart) sets the same network up again.
+        let second = try f.network { $0.bridge = name }
+        #expect(!second.adopted)
+        #expect(second.subnet == first.subnet)
+        #expect(try second.leasedAddresses() == [e.address.address])
+        let c2 = try f.container()
+        let e2 = try f.host.run { try second.attach(c2) }
+        #expect(e2.address != e.address)
+        try f.host.run {
+            try second.detach(e2)
+            try first.detach(e)
+            try second.tearDown()
+        }
+        #expect(!(try f.hostLinks()).contains(name))
+    }
+
+    @Test func backgroundDeletionsAreBatched() throws {
+        let f = try NetworkFixture()
+        defer { f.close() }
+        let net = try f.network()
+        var endpoints: [Endpoint] = []
+        for _ in 0..<6 {
+            let c = try f.container()
+            endpoints.append(try f.host.run { try net.attach(c) })
+        }
+        // A container whose namespace is gone already: its veth went with it.
+        let gone = try NetworkNamespace.create()
+        let eGone = try f.host.run { try net.attach(gone) }
+        gone.close()
+        for e in endpoints { try f.host.run { try net.detach(e) } }
+        try f.host.run { try net.detach(eGone) }
+        try net.waitForPendingDeletions()
+        let left = try f.host.run { try NetlinkSession().links().filter { $0.kind == "veth" } }
+        #expect(left.isEmpty)
+        #expect(try net.leasedAddresses().isEmpty)
+        try f.host.run { try net.tearDown() }
     }
 
     @Test func containerSeesEth0AddressMACAndDefaultRoute() throws {
@@ -89,6 +137,16 @@ import Testing
         let bridgeAddrs = try f.host.run { try NetlinkSession().addresses(of: net.bridge) }
         #expect(bridgeAddrs.contains(.ipv4(IPv4CIDR("192.168.11.1/24")!)))
         #expect(try f.ping(from: c, ip("192.168.11.1")))
+        try f.host.run { try net.detach(e); try net.tearDown() }
+    }
+
+    @Test func hairpinNATSetsHairpinOnContainerPorts() throws {
+        let f = try NetworkFixture()
+        defer { f.close() }
+        let net = try f.network { $0.hairpinNAT = true }
+        let c = try f.container()
+        let e = try f.host.run { try net.attach(c) }
+        #expect(try f.host.sh("bridge -d link show dev \(e.hostInterface)").contains("hairpin on"))
         try f.host.run { try net.detach(e); try net.tearDown() }
     }
 

@@ -2,6 +2,7 @@ import BerthIPAM
 import BerthNamespaces
 import BerthNetLink
 import BerthNetwork
+import BerthPortMapper
 import BerthSystem
 import BerthTestSupport
 import Testing
@@ -19,7 +20,7 @@ final class NetworkFixture {
 
     /// Sets up a bridge network inside the sandbox (no firewall unless asked, no resolv.conf).
     func network(_ configure: (inout BridgeConfiguration) -> Void = { _ in }) throws -> BridgeNetwork {
-        var c = BridgeConfiguration(bridge: testName("br"), firewall: FirewallKindChoice.none, nameservers: [])
+        var c = BridgeConfiguration(bridge: testName("br"), firewall: FirewallKind.none, nameservers: [])
         configure(&c)
         let config = c
         return try host.run { try BridgeNetwork.setUp(config, stateRoot: stateRoot) }
@@ -61,9 +62,6 @@ final class NetworkFixture {
         try? FileIO.removeTree(stateRoot)
     }
 }
-
-import BerthPortMapper
-typealias FirewallKindChoice = FirewallKind
 
 #if canImport(Glibc)
 import Glibc

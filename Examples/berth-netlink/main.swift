@@ -1,1 +1,0 @@
-print("berth-netlink: not implemented yet")
