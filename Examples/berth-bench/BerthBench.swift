@@ -12,6 +12,7 @@ struct BerthBench: ParsableCommand {
             StartBenchmark.self,
             SecurityBench.self,
             NetworkBenchmark.self,
+            ProxyBenchmark.self,
         ]
     )
 }

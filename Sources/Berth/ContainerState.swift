@@ -2,7 +2,14 @@ import BerthSystem
 
 /// A container's lifecycle status, spelled as Docker's `State.Status`.
 public enum ContainerStatus: String, Codable, Sendable, CaseIterable {
-    case created, running, exited, dead
+    /// Created, never started (or reset before a start).
+    case created
+    /// Its init process runs.
+    case running
+    /// Its init process ended; `exitCode` says how.
+    case exited
+    /// Removal or cleanup failed half-way; only `rm -f` helps.
+    case dead
 }
 
 /// A published port as it was actually bound: host address and port to container port.

@@ -2,12 +2,19 @@
 /// fields in Docker's order, and that remembers whether an object stands for a Go struct or a Go
 /// map (Docker's templates print the two differently: `{a b}` versus `map[k:v]`).
 public indirect enum JSONValue: Sendable, Equatable {
+    /// `null` (a Go nil slice, map or pointer).
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// An integer, printed without a fraction.
     case int(Int64)
+    /// A floating-point number.
     case double(Double)
+    /// A string.
     case string(String)
+    /// An array.
     case array([JSONValue])
+    /// An object with ordered members.
     case object(JSONObject)
 
     /// An object standing for a Go struct (fields in declaration order).

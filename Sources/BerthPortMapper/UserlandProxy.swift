@@ -32,15 +32,20 @@ public final class UserlandProxy: @unchecked Sendable {
         public var udpIdleTimeout: Double
         /// Listen backlog of TCP listeners.
         public var backlog: Int32
+        /// Set TCP_NODELAY on both sockets of a connection (interactive protocols need it; bulk
+        /// transfers are unaffected because every splice moves a large chunk).
+        public var noDelay: Bool
 
         /// - Parameters:
         ///   - pipeSize: Bytes per splice pipe (1 MiB by default, the default pipe-max-size).
         ///   - udpIdleTimeout: Seconds before an idle UDP flow is closed.
         ///   - backlog: The TCP listen backlog.
-        public init(pipeSize: Int = 1 << 20, udpIdleTimeout: Double = 90, backlog: Int32 = 512) {
+        ///   - noDelay: Disable Nagle's algorithm on proxied connections.
+        public init(pipeSize: Int = 1 << 20, udpIdleTimeout: Double = 90, backlog: Int32 = 512, noDelay: Bool = true) {
             self.pipeSize = pipeSize
             self.udpIdleTimeout = udpIdleTimeout
             self.backlog = backlog
+            self.noDelay = noDelay
         }
     }
 

@@ -120,3 +120,21 @@ private func target(_ name: String = "myredis", ip: String = "172.17.0.2", ports
                                                      linkingContainerName: "app")
     }
 }
+
+@Test func runDetectionIgnoresProtocolsLikeDocker() throws {
+    // Docker 20.10's nextContiguous advances one number per element whatever its protocol, so
+    // 80/tcp, 80/udp, 81/tcp form a "range" that ends at 81/tcp.
+    let t = try target(ip: "10.0.0.5", ports: ["81/tcp", "80/udp", "80/tcp"], env: [])
+    let env = LinkEnvironment.variables(alias: "x", linkingContainerName: "app", target: t)
+    #expect(Array(env.prefix(7)) == [
+        "X_PORT=tcp://10.0.0.5:80",
+        "X_PORT_80_TCP_START=tcp://10.0.0.5:80",
+        "X_PORT_80_TCP_ADDR=10.0.0.5",
+        "X_PORT_80_TCP_PROTO=tcp",
+        "X_PORT_80_TCP_PORT_START=80",
+        "X_PORT_80_TCP_END=tcp://10.0.0.5:81",
+        "X_PORT_80_TCP_PORT_END=81",
+    ])
+    #expect(env.count == 7 + 3 * 4 + 1)
+    #expect(env[7] == "X_PORT_80_TCP=tcp://10.0.0.5:80" && env[11] == "X_PORT_80_UDP=udp://10.0.0.5:80")
+}

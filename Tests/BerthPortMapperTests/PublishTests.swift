@@ -4,6 +4,10 @@ import BerthSystem
 import BerthTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite struct PublishTests {
     @Test(arguments: [FirewallKind.iptables, .nftables])
     func publishedPortIsReachableAtHostAddressAndLoopback(kind: FirewallKind) throws {
@@ -171,5 +175,100 @@ import Testing
             #expect(proxy.mappings.isEmpty)
         }
         #expect(try ruleset(net.host, .iptables) == before)
+    }
+}
+
+@Suite struct ConcurrentPublishTests {
+    /// 20 publishers, each on its own thread inside the same sandbox, share one state root and one
+    /// firewall: distinct ports, every rule present, and the rule set restored afterwards.
+    @Test(arguments: [FirewallKind.iptables, .nftables])
+    func twentyPublishersGetDistinctPorts(kind: FirewallKind) throws {
+        let host = try SandboxHost()
+        defer { host.close() }
+        let root = try temporaryRoot()
+        defer { try? FileIO.removeTree(root) }
+        let before = try primedRuleset(host, kind)
+        let namespaces = try (0..<20).map { _ in try NetworkNamespace.open(path: host.namespace.path) }
+        defer { for ns in namespaces { ns.close() } }
+        let results = MappingResults()
+        let group = ThreadGroup()
+        for (i, ns) in namespaces.enumerated() {
+            group.start {
+                do {
+                    let m = try ns.run {
+                        let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root, ephemeral: EphemeralPorts(range: 43000...43999)),
+                                                      firewall: try makeFirewall(kind), proxy: nil)
+                        return try publisher.publish(owner: "c\(i)", try PortSpec(parsing: "8080").bindings,
+                                                     containerIP: IPv4Address(172, 28, 0, UInt8(i + 2)), bridge: "br0")
+                    }
+                    results.add(i, m)
+                } catch {
+                    results.fail("\(error)")
+                }
+            }
+        }
+        group.join()
+        #expect(results.errors.isEmpty, "\(results.errors)")
+        let all = results.mappings
+        #expect(all.count == 20)
+        #expect(Set(all.values.flatMap { $0.map(\.hostPort) }).count == 20)
+        let during = try ruleset(host, kind)
+        for m in all.values.flatMap({ $0 }) { #expect(during.contains("\(m.containerIP):8080")) }
+        for (i, ns) in namespaces.enumerated() {
+            group.start {
+                do {
+                    try ns.run {
+                        let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root, ephemeral: EphemeralPorts(range: 43000...43999)),
+                                                      firewall: try makeFirewall(kind), proxy: nil)
+                        try publisher.unpublish(owner: "c\(i)", all[i] ?? [])
+                    }
+                } catch {
+                    results.fail("\(error)")
+                }
+            }
+        }
+        group.join()
+        #expect(results.errors.isEmpty, "\(results.errors)")
+        #expect(try ruleset(host, kind) == before)
+    }
+}
+
+final class MappingResults: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var byIndex: [Int: [PortMapping]] = [:]
+    private var failures: [String] = []
+    func add(_ i: Int, _ m: [PortMapping]) { lock.locked { byIndex[i] = m } }
+    func fail(_ e: String) { lock.locked { failures.append(e) } }
+    var mappings: [Int: [PortMapping]] { lock.locked { byIndex } }
+    var errors: [String] { lock.locked { failures } }
+}
+
+/// A pthread mutex for test bookkeeping.
+final class NSLockLike: @unchecked Sendable {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(m, nil) }
+    deinit { pthread_mutex_destroy(m); m.deallocate() }
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        return try body()
+    }
+}
+
+/// Starts closures on plain pthreads and joins them.
+final class ThreadGroup: @unchecked Sendable {
+    private var threads: [pthread_t] = []
+    func start(_ body: @escaping @Sendable () -> Void) {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        var t = pthread_t()
+        pthread_create(&t, nil, { arg in
+            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
+            return nil
+        }, Unmanaged.passRetained(Box(body)).toOpaque())
+        threads.append(t)
+    }
+    func join() {
+        for t in threads { pthread_join(t, nil) }
+        threads = []
     }
 }

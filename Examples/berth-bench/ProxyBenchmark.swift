@@ -1,0 +1,190 @@
+import ArgumentParser
+import BerthNamespaces
+import BerthSystem
+import CBerthShim
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `berth-bench proxy`: iperf3 through Berth's userland proxy (berth-proxy, a process of its own
+/// serving 100 published ports), through docker-proxy, and directly to the container, alternating,
+/// all inside a sandbox network namespace the benchmark creates. Also CPU seconds per GiB of each
+/// proxy process and resident memory (berth-proxy with 100 ports vs docker-proxy with one).
+struct ProxyBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Userland proxy throughput, CPU and memory: Berth vs docker-proxy vs direct (iperf3).")
+
+    @Option(help: "Rounds (each runs the three paths once).") var rounds = 3
+    @Option(help: "Seconds per iperf3 run.") var seconds = 5
+    @Option(help: "Published ports in the berth-proxy process (memory measurement).") var ports = 100
+    @Option(name: .customLong("berth-proxy"), help: "Path of berth-proxy (default: next to berth-bench).")
+    var berthProxy: String?
+    @Option(name: .customLong("docker-proxy")) var dockerProxy = "/usr/sbin/docker-proxy"
+
+    func run() throws {
+        let berthPath = berthProxy ?? ProxyBenchmark.siblingExecutable("berth-proxy")
+        for tool in [berthPath, dockerProxy] where access(tool, X_OK) != 0 {
+            throw ValidationError("\(tool) not found (build berth-proxy; install docker.io for docker-proxy)")
+        }
+        guard Command.exists("iperf3") else { throw ValidationError("iperf3 not found") }
+
+        let host = try NetworkNamespace.create()
+        defer { host.close() }
+        let container = try NetworkNamespace.create()
+        defer { container.close() }
+        let tid = try container.run { berth_gettid() }
+        let containerIP = "172.30.0.2"
+        _ = try host.run {
+            try Command.check("/bin/sh", ["-c", """
+                set -e
+                ip link add br0 type bridge && ip addr add 172.30.0.1/24 dev br0 && ip link set br0 up
+                ip link add vh0 type veth peer name eth0 && ip link set eth0 netns \(tid)
+                ip link set vh0 master br0 && ip link set vh0 up
+                """])
+        }
+        _ = try container.run {
+            try Command.check("/bin/sh", ["-c", "ip addr add \(containerIP)/24 dev eth0 && ip link set eth0 up && ip route add default via 172.30.0.1"])
+        }
+
+        var children: [pid_t] = []
+        defer {
+            for pid in children { kill(pid, SIGTERM) }
+            for pid in children { _ = try? Command.waitForExit(pid) }
+        }
+        let iperfServer = try container.run { try Background.spawn("iperf3", ["-s", "-p", "5201"]) }
+        children.append(iperfServer)
+        let berthPort = 30000, dockerPort = 29000
+        let berth = try host.run {
+            try Background.spawn(berthPath, ["-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", String(berthPort),
+                                             "-container-ip", containerIP, "-container-port", "5201", "-count", String(ports)])
+        }
+        children.append(berth)
+        let docker = try host.run {
+            try Background.spawn(dockerProxy, ["-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", String(dockerPort),
+                                               "-container-ip", containerIP, "-container-port", "5201"])
+        }
+        children.append(docker)
+        _ = try host.run {
+            for (ip, port) in [(containerIP, 5201), ("127.0.0.1", berthPort), ("127.0.0.1", dockerPort),
+                               ("127.0.0.1", berthPort + ports - 1)] {
+                try Background.waitForListener(ip, UInt16(port))
+            }
+        }
+
+        var rate: [String: [Double]] = [:]
+        var cpu: [String: Double] = [:]
+        var bytes: [String: Double] = [:]
+        let paths: [(String, String, Int, pid_t?)] = [
+            ("berth", "127.0.0.1", berthPort, berth), ("docker-proxy", "127.0.0.1", dockerPort, docker),
+            ("direct", containerIP, 5201, nil),
+        ]
+        for round in 1...rounds {
+            for (name, ip, port, pid) in paths {
+                let cpu0 = pid.map(Background.cpuSeconds) ?? 0
+                let r = try host.run { try Iperf.run(ip, port, seconds: seconds) }
+                let cpu1 = pid.map(Background.cpuSeconds) ?? 0
+                rate[name, default: []].append(r.gbits)
+                cpu[name, default: 0] += cpu1 - cpu0
+                bytes[name, default: 0] += r.bytes
+                print("round \(round) \(name): \(fmt(r.gbits)) Gbit/s")
+            }
+        }
+        let gib = Double(1 << 30)
+        let berthCPU = cpu["berth"]! / (bytes["berth"]! / gib), dockerCPU = cpu["docker-proxy"]! / (bytes["docker-proxy"]! / gib)
+        let berthMem = Background.memory(berth), dockerMem = Background.memory(docker)
+        print("cpu: berth-proxy \(fmt(berthCPU, 3)) s/GiB, docker-proxy \(fmt(dockerCPU, 3)) s/GiB (berth/docker-proxy \(fmt(berthCPU / dockerCPU)))")
+        print("memory: berth-proxy with \(ports) ports RSS \(fmt(berthMem.rss / 1024)) MiB (anonymous \(fmt(berthMem.anon / 1024)) MiB, \(berthMem.threads) threads); "
+              + "docker-proxy with 1 port RSS \(fmt(dockerMem.rss / 1024)) MiB (anonymous \(fmt(dockerMem.anon / 1024)) MiB, \(dockerMem.threads) threads)")
+        let b = median(rate["berth"]!), d = median(rate["docker-proxy"]!), z = median(rate["direct"]!)
+        print("proxy: berth \(fmt(b)) Gbit/s, docker-proxy \(fmt(d)), direct \(fmt(z)), berth/direct \(fmt(b / z)), berth/docker-proxy \(fmt(b / d))")
+    }
+
+    static func siblingExecutable(_ name: String) -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return name }
+        let me = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(me[..<(me.lastIndex(of: "/") ?? me.startIndex)]) + "/" + name
+    }
+}
+
+/// Processes the benchmark starts and leaves running (posix_spawn from the calling thread, so
+/// they start in that thread's network namespace).
+enum Background {
+    static func spawn(_ executable: String, _ args: [String]) throws -> pid_t {
+        let path = try Command.resolve(executable)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // docker-proxy reports readiness on fd 3 and closes it: give it one that is not a listener.
+        posix_spawn_file_actions_addopen(&actions, 3, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        let rc = withCStrings([path] + args) { argv in
+            withCStrings(currentEnvironment().map { "\($0.key)=\($0.value)" }) { env in
+                posix_spawn(&pid, path, &actions, nil, argv, env)
+            }
+        }
+        guard rc == 0 else { throw BerthError.system("spawn \(executable)", errno: rc) }
+        return pid
+    }
+
+    /// Polls until something accepts connections on ip:port (up to 10 s).
+    static func waitForListener(_ ip: String, _ port: UInt16) throws {
+        let addr = try IPv4Address.parse(ip)
+        for _ in 0..<200 {
+            let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            sa.sin_addr.s_addr = addr.value.bigEndian
+            let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, 16) } }
+            close(s)
+            if rc == 0 { return }
+            usleep(50_000)
+        }
+        throw BerthError(.notFound, "nothing listens on \(ip):\(port)")
+    }
+
+    /// utime + stime of a process, all threads, in seconds.
+    static func cpuSeconds(_ pid: pid_t) -> Double {
+        guard let stat = try? FileIO.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state(0) ppid(1) … utime(11) stime(12).
+        guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
+        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// VmRSS and RssAnon in KiB, and the thread count.
+    static func memory(_ pid: pid_t) -> (rss: Double, anon: Double, threads: Int) {
+        let status = (try? FileIO.read("/proc/\(pid)/status")) ?? ""
+        func field(_ name: String) -> Double {
+            for line in status.split(separator: "\n") where line.hasPrefix(name + ":") {
+                return Double(line.dropFirst(name.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") ?? 0
+            }
+            return 0
+        }
+        return (field("VmRSS"), field("RssAnon"), Int(field("Threads")))
+    }
+}
+
+enum Iperf {
+    /// One iperf3 client run; the receiver's byte count and rate.
+    static func run(_ ip: String, _ port: Int, seconds: Int) throws -> (gbits: Double, bytes: Double) {
+        let out = try Command.check("iperf3", ["-c", ip, "-p", String(port), "-t", String(seconds), "-f", "m"]).stdout
+        guard let line = out.split(separator: "\n").last(where: { $0.hasSuffix("receiver") }) else {
+            throw BerthError(.corrupt, "no receiver line in iperf3 output: \(out)")
+        }
+        let t = line.split(separator: " ")
+        let units: [Substring: Double] = ["Bytes": 1, "KBytes": 1024, "MBytes": 1_048_576, "GBytes": 1_073_741_824, "TBytes": 1_099_511_627_776]
+        guard let u = t.firstIndex(where: { units[$0] != nil }), u > 0, let n = Double(t[u - 1]),
+            let mbit = t.firstIndex(of: "Mbits/sec"), let r = Double(t[mbit - 1])
+        else { throw BerthError(.corrupt, "unexpected iperf3 line: \(line)") }
+        let amount = n * units[t[u]]!
+        return (r / 1000, amount)
+    }
+}

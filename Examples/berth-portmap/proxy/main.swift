@@ -1,0 +1,65 @@
+// berth-proxy: Berth's userland proxy as a process of its own, taking docker-proxy's flags
+// (`-proto tcp -host-ip 127.0.0.1 -host-port H -container-ip C -container-port P`) plus `-count N`
+// to publish host ports H…H+N-1 from the same process and engine. It prints "ready" once every
+// listener is open and runs until SIGINT or SIGTERM.
+//
+// It parses its flags by hand, like docker-proxy's Go flags, so that it links neither
+// ArgumentParser nor Foundation: built with `-Xswiftc -static-executable` it stays a few
+// megabytes resident however many ports it serves.
+import BerthPortMapper
+import BerthSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func fail(_ message: String) -> Never {
+    let bytes = Array("berth-proxy: \(message)\n".utf8)
+    _ = write(2, bytes, bytes.count)
+    exit(2)
+}
+
+let usage = "usage: berth-proxy -proto tcp|udp -host-ip IP -host-port H -container-ip IP -container-port P [-count N] [-pipe-size BYTES] [-nodelay true|false]"
+var flags: [String: String] = [:]
+var args = CommandLine.arguments.dropFirst()
+while let flag = args.popFirst() {
+    if flag == "-h" || flag == "--help" {
+        print(usage)
+        exit(0)
+    }
+    guard flag.hasPrefix("-"), let value = args.popFirst() else { fail(usage) }
+    flags[String(flag.drop { $0 == "-" })] = value
+}
+let known: Set<String> = ["proto", "host-ip", "host-port", "container-ip", "container-port", "count", "pipe-size", "nodelay"]
+if let unknown = flags.keys.first(where: { !known.contains($0) }) { fail("unknown flag -\(unknown)\n\(usage)") }
+guard let proto = PortProtocol(rawValue: flags["proto"] ?? "tcp"),
+    let hostIP = IPv4Address(flags["host-ip"] ?? "0.0.0.0"),
+    let hostPort = flags["host-port"].flatMap(UInt16.init), hostPort > 0,
+    let containerIP = flags["container-ip"].flatMap(IPv4Address.init),
+    let containerPort = flags["container-port"].flatMap(UInt16.init), containerPort > 0,
+    let count = Int(flags["count"] ?? "1"), count >= 1, Int(hostPort) + count - 1 <= 65535,
+    let pipeSize = Int(flags["pipe-size"] ?? String(1 << 20)), pipeSize >= 4096,
+    let noDelay = Bool(flags["nodelay"] ?? "true")
+else { fail(usage) }
+
+// Block the stop signals before the proxy thread exists, so that only sigwait sees them.
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+sigaddset(&stopSignals, SIGINT)
+sigaddset(&stopSignals, SIGTERM)
+pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+
+do {
+    let proxy = try UserlandProxy(options: .init(pipeSize: pipeSize, noDelay: noDelay))
+    for i in 0..<count {
+        try proxy.publish(PortMapping(proto: proto, hostIP: hostIP, hostPort: hostPort + UInt16(i),
+                                      containerIP: containerIP, containerPort: containerPort, bridge: ""))
+    }
+    print("ready")
+    fflush(nil)
+    var sig: Int32 = 0
+    sigwait(&stopSignals, &sig)
+    proxy.close()
+} catch {
+    fail("\(error)")
+}
