@@ -13,6 +13,7 @@ struct BerthBench: ParsableCommand {
             SecurityBench.self,
             NetworkBenchmark.self,
             ProxyBenchmark.self,
+            UnpackBenchmark.self,
         ]
     )
 }

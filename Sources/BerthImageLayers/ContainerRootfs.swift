@@ -34,10 +34,16 @@ public struct ContainerRootfs: Sendable {
     /// - Throws: ``BerthError`` when mount(2) fails.
     public func mount() throws {
         if isMounted { return }
+        for dir in lowerDirs + [upperDir, workDir] where dir.contains(",") || dir.contains(":") {
+            throw BerthError(.invalidArgument, "rootfs \(name): overlay directory \(dir) contains ',' or ':'")
+        }
         var fds: [Int32] = []
         defer { for fd in fds { close(fd) } }
+        // diff and commit read the upper dir as a plain tree, which holds only while overlayfs
+        // copies up rather than recording renames (redirect_dir) or metadata-only copies (metacopy).
+        let features = ",redirect_dir=off,metacopy=off"
         var lowers = lowerDirs.joined(separator: ":")
-        var options = "lowerdir=\(lowers),upperdir=\(upperDir),workdir=\(workDir)"
+        var options = "lowerdir=\(lowers),upperdir=\(upperDir),workdir=\(workDir)" + features
         if options.utf8.count > 4000 {
             for dir in lowerDirs {
                 let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -45,7 +51,7 @@ public struct ContainerRootfs: Sendable {
                 fds.append(fd)
             }
             lowers = fds.map { "/proc/self/fd/\($0)" }.joined(separator: ":")
-            options = "lowerdir=\(lowers),upperdir=\(upperDir),workdir=\(workDir)"
+            options = "lowerdir=\(lowers),upperdir=\(upperDir),workdir=\(workDir)" + features
             guard options.utf8.count <= 4000 else {
                 throw BerthError(.unsupported, "rootfs \(name): \(lowerDirs.count) layers do not fit in one overlay mount")
             }

@@ -32,6 +32,22 @@ extension LayerStore {
         ok = true
     }
 
+    /// Writes an image's file tree, all layers applied in order (whiteouts delete, opaque
+    /// directories drop lower content), into the existing empty directory `target` (`docker export`
+    /// of a fresh container, or a rootfs for a runtime without overlayfs).
+    /// - Parameters:
+    ///   - reference: Tag or ID.
+    ///   - target: An existing directory, normally empty.
+    public func flatten(_ reference: String, into target: String) throws {
+        let img = try image(reference)
+        var options = layerOptions
+        options.whiteouts = .flatten
+        for diffID in img.layers {
+            let rec = try layerRecord(diffID)
+            _ = try TarExtractor.extract(archive: blobPath(rec.blob), into: target, options: options)
+        }
+    }
+
     /// The tags to write for `img`: the reference if it is a tag, else all the image's tags.
     private func tagsToWrite(_ img: Image, _ reference: String) -> [String] {
         img.tags.contains(normalizeTag(reference)) ? [normalizeTag(reference)] : img.tags

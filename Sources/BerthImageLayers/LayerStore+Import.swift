@@ -35,14 +35,6 @@ struct PendingImage {
 }
 
 extension LayerStore {
-    /// The extraction rules the store uses for image layers: overlay whiteouts, setuid bits kept
-    /// (images carry `su`, `passwd`…), device nodes refused.
-    static var layerOptions: ExtractionOptions {
-        var o = ExtractionOptions(whiteouts: .overlay)
-        o.keepSetuidBits = true
-        return o
-    }
-
     /// Imports images from a `docker save` tarball, an OCI layout directory or a rootfs tarball.
     ///
     /// Everything is unpacked and verified in a staging directory first (config digests, blob
@@ -113,7 +105,8 @@ extension LayerStore {
         for _ in 0..<8 {
             guard let e = try reader.next() else { break }
             let n = e.name.hasPrefix("./") ? String(e.name.dropFirst(2)) : e.name
-            if ["manifest.json", "repositories", "oci-layout", "index.json"].contains(n) || n.hasPrefix("blobs/") { return .dockerSave }
+            if ["manifest.json", "repositories", "oci-layout", "index.json"].contains(n) || n.hasPrefix("blobs/")
+                || n.hasSuffix("/layer.tar") || n.hasSuffix("/VERSION") { return .dockerSave }
             let head = n.split(separator: "/").first.map(String.init) ?? n
             let stem = head.hasSuffix(".json") ? String(head.dropLast(5)) : head
             if (try? Digest(parsing: stem, allowBare: true)) != nil { return .dockerSave }
@@ -152,7 +145,7 @@ extension LayerStore {
         if let progress {
             file.onProgress = { progress(Progress(layerIndex: index, layerCount: count, bytesDone: $0, bytesTotal: total)) }
         }
-        let r = try TarExtractor.extract(reader: file, name: "layer \(index) (\(blob))", into: dir + "/diff", options: Self.layerOptions)
+        let r = try TarExtractor.extract(reader: file, name: "layer \(index) (\(blob))", into: dir + "/diff", options: layerOptions)
         if let expectedBlob, r.blobDigest != expectedBlob {
             throw BerthError(.corrupt, "layer \(index) (\(blob)): blob digest \(r.blobDigest) does not match the expected \(expectedBlob)")
         }

@@ -34,11 +34,21 @@ public struct Image: Sendable {
 public final class LayerStore: Sendable {
     /// The state root.
     public let root: String
+    /// How layers are unpacked: overlay whiteouts, setuid bits kept (images carry `su`,
+    /// `passwd`…), device nodes refused unless the store was opened with `allowDeviceNodes`.
+    public let layerOptions: ExtractionOptions
 
     /// Opens (creating if needed) a store under `root`.
-    /// - Parameter root: The state directory, e.g. `/var/lib/berth/image`.
-    public init(root: String) throws {
+    /// - Parameters:
+    ///   - root: The state directory, e.g. `/var/lib/berth/image`.
+    ///   - allowDeviceNodes: Accept layers holding character or block devices (a debootstrap
+    ///     rootfs has /dev/null and friends); refused by default.
+    public init(root: String, allowDeviceNodes: Bool = false) throws {
         self.root = root
+        var o = ExtractionOptions(whiteouts: .overlay)
+        o.keepSetuidBits = true
+        o.allowDeviceNodes = allowDeviceNodes
+        layerOptions = o
         for dir in ["", "/blobs/sha256", "/layers", "/images", "/containers", "/tmp"] {
             try FileIO.makeDirectories(root + dir, mode: 0o700)
         }
@@ -229,6 +239,32 @@ public final class LayerStore: Sendable {
         return out
     }
 
+    /// Removes what a crash can leave behind: staging directories of processes that no longer
+    /// exist, layers no image or rootfs references, blobs no image or layer references.
+    /// - Returns: What was removed, one line each.
+    @discardableResult
+    public func collectGarbage() throws -> [String] {
+        try withLock {
+            var out: [String] = []
+            for name in try listDirectory(root + "/tmp") {
+                let parts = name.split(separator: "-")
+                if parts.count >= 3, let pid = Int32(parts[1]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                    try FileIO.removeTree(root + "/tmp/" + name)
+                    out.append("Removed staging: \(name)")
+                }
+            }
+            out += try removeUnreferencedLayers()
+            var keep = Set<String>()
+            for r in try imageRecords() { keep.insert(r.id.hex) }
+            for d in try layers() { if let rec = try? layerRecord(d) { keep.insert(rec.blob.hex) } }
+            for name in try listDirectory(root + "/blobs/sha256") where !keep.contains(name) {
+                unlink(root + "/blobs/sha256/" + name)
+                out.append("Deleted blob: sha256:\(name)")
+            }
+            return out
+        }
+    }
+
     /// The names of the layers stored, for inspection.
     public func layers() throws -> [Digest] {
         try listDirectory(root + "/layers").compactMap { try? Digest(parsing: $0, allowBare: true) }.sorted()
@@ -238,8 +274,14 @@ public final class LayerStore: Sendable {
     public func layerPath(_ diffID: Digest) -> String { layerDir(diffID) + "/diff" }
 }
 
-/// `name` → `name:latest` when it has no tag.
-func normalizeTag(_ name: String) -> String {
+/// `name` → `name:latest` when it has no tag; Docker Hub names in their familiar form
+/// (`docker.io/library/busybox` → `busybox`).
+func normalizeTag(_ raw: String) -> String {
+    var name = raw
+    for prefix in ["docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"] where name.hasPrefix(prefix) {
+        name = String(name.dropFirst(prefix.count))
+        break
+    }
     let lastSlash = name.lastIndex(of: "/")
     let tail = lastSlash.map { name[name.index(after: $0)...] } ?? Substring(name)
     return tail.contains(":") ? name : name + ":latest"

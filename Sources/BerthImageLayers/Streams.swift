@@ -241,8 +241,14 @@ final class PipelinedChunkSource: ChunkSource, @unchecked Sendable {
     private var cancelled = false
     private var producerDone = false
     private var current: Int?
+    /// Hashes every chunk handed out, on the consumer's thread (balances the two threads: the
+    /// producer inflates, the consumer hashes and writes files).
+    let consumerHasher: SHA256?
+    /// Bytes handed out so far.
+    private(set) var count: Int64 = 0
 
-    init(_ upstream: any ByteReader, chunkSize: Int = 1 << 20, depth: Int = 4) {
+    init(_ upstream: any ByteReader, chunkSize: Int = 1 << 20, depth: Int = 4, hashOnConsumer: Bool = false) {
+        consumerHasher = hashOnConsumer ? SHA256() : nil
         self.upstream = upstream
         buffers = (0..<depth).map { _ in .allocate(byteCount: chunkSize, alignment: 64) }
         free = Array(0..<depth)
@@ -294,14 +300,19 @@ final class PipelinedChunkSource: ChunkSource, @unchecked Sendable {
 
     func nextChunk() throws -> UnsafeRawBufferPointer? {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
         if let c = current { free.append(c); current = nil; pthread_cond_broadcast(cond) }
         while ready.isEmpty && !ended { pthread_cond_wait(cond, mutex) }
         if !ready.isEmpty {
             let r = ready.removeFirst()
             current = r.index
-            return UnsafeRawBufferPointer(rebasing: buffers[r.index][0..<r.count])
+            pthread_mutex_unlock(mutex)
+            let chunk = UnsafeRawBufferPointer(rebasing: buffers[r.index][0..<r.count])
+            consumerHasher?.update(chunk)
+            count += Int64(r.count)
+            return chunk
         }
+        let failure = self.failure
+        pthread_mutex_unlock(mutex)
         if let failure { throw failure }
         return nil
     }

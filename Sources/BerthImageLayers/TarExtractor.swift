@@ -38,10 +38,10 @@ public enum TarExtractor {
     ///   - archive: A tar file, gzip-compressed or not (detected from its first bytes).
     ///   - target: An existing directory.
     ///   - options: Whiteout handling and what is allowed.
-    ///   - progress: Called with compressed bytes read so far.
+    ///   - progress: Called with bytes read so far and the archive's size, from the reading thread.
     /// - Returns: The digests and sizes of what was read.
     public static func extract(archive: String, into target: String, options: ExtractionOptions = ExtractionOptions(),
-                               progress: ((Int64, Int64) -> Void)? = nil) throws -> ExtractionResult {
+                               progress: (@Sendable (Int64, Int64) -> Void)? = nil) throws -> ExtractionResult {
         let file = try FileReader(path: archive)
         file.hasher = SHA256()
         var st = stat()
@@ -57,18 +57,18 @@ public enum TarExtractor {
         let peek = PeekingReader(file)
         let magic = try peek.peek(2)
         let compressed = magic == [0x1f, 0x8b]
-        let tarStream = HashingReader(compressed ? try GzipReader(peek, name: name) : peek)
-        let source = PipelinedChunkSource(tarStream)
+        let tarStream: any ByteReader = compressed ? try GzipReader(peek, name: name) : peek
+        let source = PipelinedChunkSource(tarStream, hashOnConsumer: true)
         defer { source.close() }
         let reader = TarReader(source: source, name: name, limits: options.limits)
         let extractor = try LayerWriter(target: target, archiveName: name, options: options)
         let entries = try extractor.apply(reader)
         // Drain what follows the end-of-archive marker so that the digests cover the whole blob.
         while try source.nextChunk() != nil {}
-        let diffID = tarStream.hasher.finish()
+        let diffID = source.consumerHasher!.finish()
         let blob = compressed ? (file.hasher?.finish() ?? diffID) : diffID
         return ExtractionResult(diffID: diffID, blobDigest: blob, compressed: compressed,
-                                tarSize: tarStream.count, blobSize: file.count, entries: entries,
+                                tarSize: source.count, blobSize: file.count, entries: entries,
                                 contentSize: extractor.contentSize)
     }
 }

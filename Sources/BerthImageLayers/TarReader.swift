@@ -61,12 +61,15 @@ final class TarReader {
     private var remaining: Int64 = 0
     private var padding: Int64 = 0
     private var currentName = ""
+    private let block = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 8)
 
     init(source: any ChunkSource, name: String, limits: TarLimits = TarLimits()) {
         self.source = source
         self.archiveName = name
         self.limits = limits
     }
+
+    deinit { block.deallocate() }
 
     // MARK: raw input
 
@@ -138,8 +141,6 @@ final class TarReader {
         var longLink: String?
         var pax: [String: [UInt8]] = [:]
         var paxXattrs: [(String, [UInt8])] = []
-        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 8)
-        defer { block.deallocate() }
 
         while true {
             let headerOffset = offset

@@ -64,7 +64,7 @@ enum Timestamp {
         if d < 3600 { let m = Int(d / 60); return (m == 1 ? "About a minute" : "\(m) minutes") + " ago" }
         if d < 86400 * 2 { let h = Int((d / 3600).rounded()); return (h == 1 ? "About an hour" : "\(h) hours") + " ago" }
         if d < 86400 * 7 * 2 { return "\(Int(d / 86400)) days ago" }
-        if d < 86400 * 30 * 3 { return "\(Int(d / (86400 * 7))) weeks ago" }
+        if d < 86400 * 30 * 2 { return "\(Int(d / (86400 * 7))) weeks ago" }
         if d < 86400 * 365 * 2 { return "\(Int(d / (86400 * 30))) months ago" }
         return "\(Int(d / (86400 * 365))) years ago"
     }

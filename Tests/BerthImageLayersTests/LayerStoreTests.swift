@@ -83,6 +83,9 @@ import Glibc
         let flat = try s.sub("flat")
         for l in [lower, upper] { _ = try TarExtractor.extract(archive: l, into: flat, options: ExtractionOptions(whiteouts: .flatten)) }
         #expect(try treeListing(flat).map { String($0.split(separator: " ")[0]) } == merged)
+        let flat2 = try s.sub("flat2")
+        try store.flatten("two", into: flat2)
+        #expect(try treeListing(flat2) == treeListing(fs.mergedDir))
 
         // Deleting through the overlay shows in diff; an opaque dir lists what it hides.
         try FileIO.removeTree(fs.mergedDir + "/b")

@@ -40,7 +40,7 @@ struct StoreFixture {
         scratch = try Scratch(tag)
         do {
             store = try LayerStore(root: scratch.path + "/root")
-            let rootfs = try BusyboxRootfs()
+            let rootfs = try makeBusyboxRootfs()
             defer { rootfs.remove() }
             let tar = scratch.path + "/busybox.tar.gz"
             _ = try DirectoryArchiver.archive(directory: rootfs.path, to: tar, gzip: true)
@@ -62,5 +62,18 @@ func isMountedAnywhere(_ prefix: String) -> Bool {
     ((try? FileIO.read("/proc/self/mountinfo")) ?? "").split(separator: "\n").contains {
         let f = $0.split(separator: " ")
         return f.count > 4 && f[4].hasPrefix(prefix)
+    }
+}
+
+/// BusyboxRootfs, retried: running the freshly copied busybox can fail with ETXTBSY while a
+/// concurrent test's spawn still holds the copy's write descriptor.
+func makeBusyboxRootfs() throws -> BusyboxRootfs {
+    var attempt = 0
+    while true {
+        do { return try BusyboxRootfs() } catch let e as BerthError where e.errno == ETXTBSY || e.message.contains("busy") {
+            attempt += 1
+            if attempt >= 5 { throw e }
+            usleep(100_000)
+        }
     }
 }

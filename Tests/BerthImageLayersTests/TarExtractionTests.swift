@@ -1,5 +1,6 @@
 @testable import BerthImageLayers
 import BerthSystem
+import CBerthLayersShim
 import Testing
 
 #if canImport(Glibc)
@@ -168,6 +169,42 @@ import Glibc
         } throws: { e in
             guard let e = e as? BerthError else { return false }
             return e.code == .corrupt && e.message.contains("limit")
+        }
+    }
+}
+
+/// Archives written by GNU tar in its own format (`L`/`K` long names and links) and in PAX format
+/// (path, linkpath, mtime with nanoseconds, SCHILY.xattr).
+@Suite struct GNUTarFormatsTests {
+    @Test func gnuAndPaxArchivesFromGNUTar() throws {
+        let s = try Scratch("gnu")
+        defer { s.remove() }
+        let src = try s.sub("src")
+        let longDir = String(repeating: "d", count: 120)
+        try FileIO.makeDirectories(src + "/" + longDir)
+        try FileIO.writeAtomically(src + "/" + longDir + "/" + String(repeating: "f", count: 110), "long")
+        symlink("/" + String(repeating: "t", count: 150), src + "/longlink")
+        try FileIO.writeAtomically(src + "/attr", "x")
+        #expect(setxattr(src + "/attr", "user.berth", "v1", 2, 0) == 0)
+        var ts = [timespec(tv_sec: 1_700_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_700_000_000, tv_nsec: 123_456_789)]
+        utimensat(AT_FDCWD, src + "/attr", &ts, 0)
+        for format in ["gnu", "pax"] {
+            let tar = s.path + "/\(format).tar"
+            var args = ["--format=\(format)", "-cf", tar, "-C", src, "."]
+            if format == "pax" { args.insert("--xattrs", at: 0) }
+            try Command.check("tar", args)
+            let out = try s.sub("out-\(format)")
+            _ = try TarExtractor.extract(archive: tar, into: out)
+            #expect(try FileIO.read(out + "/" + longDir + "/" + String(repeating: "f", count: 110)) == "long")
+            #expect(try readLink(out + "/longlink").count == 151)
+            if format == "pax" {
+                var v = [UInt8](repeating: 0, count: 8)
+                let n = getxattr(out + "/attr", "user.berth", &v, 8)
+                #expect(n == 2 && v[0] == UInt8(ascii: "v"))
+                var st = stat()
+                stat(out + "/attr", &st)
+                #expect(st.st_mtim.tv_sec == 1_700_000_000 && st.st_mtim.tv_nsec == 123_456_789)
+            }
         }
     }
 }

@@ -1,1 +1,0 @@
-print("berth-layers: not implemented yet")
