@@ -74,10 +74,13 @@ struct SecurityBench: ParsableCommand {
         symlink("busybox", rootfs + "/bin/true")
         let spec = ContainerSpec.make(rootfs: rootfs, args: ["/bin/true"])
         let full = try SecurityOptions().resolve()
+        let nativeOnly = SeccompProfile.dockerDefault.restrictedToNativeArchitecture()
+        let nativeProgram = try SeccompCompiler.compile(nativeOnly, capabilities: .dockerDefault)
         let variants: [(String, ProcessSecurity)] = [
             ("unconfined", ProcessSecurity()),
             ("capabilities only", ProcessSecurity(capabilities: full.capabilities)),
             ("seccomp only", ProcessSecurity(seccompFilter: full.seccompFilter)),
+            ("seccomp, native arch only (\(nativeProgram.count / 8) insns)", ProcessSecurity(seccompFilter: nativeProgram)),
             ("masked + read-only paths only", ProcessSecurity(maskedPaths: full.maskedPaths, readonlyPaths: full.readonlyPaths)),
             ("defaults (all of the above)", full),
         ]

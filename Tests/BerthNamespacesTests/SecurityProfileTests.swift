@@ -99,6 +99,15 @@ import Glibc
         #expect(try SeccompCompiler.cachedCompile(.dockerDefault, capabilities: .dockerDefault) == program)
     }
 
+    @Test func nativeArchitectureOnlyMakesASmallerProgram() throws {
+        let full = try SeccompCompiler.compile(.dockerDefault, capabilities: .dockerDefault)
+        let native = try SeccompCompiler.compile(SeccompProfile.dockerDefault.restrictedToNativeArchitecture(), capabilities: .dockerDefault)
+        #expect(native.count * 2 < full.count)
+        var options = SecurityOptions()
+        options.nativeArchitectureOnly = true
+        #expect(try options.resolve().seccompFilter == native)
+    }
+
     @Test func defaultProfileDeniesTheDangerousCalls() {
         let profile = SeccompProfile.dockerDefault
         #expect(profile.defaultAction == .errno && profile.defaultErrnoRet == 1)

@@ -179,17 +179,20 @@ import Glibc
     @Test func capabilitiesOpenTheirSyscallGroups() throws {
         var caps = CapabilitySet.dockerDefault
         caps.insert(.sysAdmin)
+        caps.insert(.sysPtrace)
         caps.remove(.sysChroot)
         let program = try SeccompCompiler.compile(.dockerDefault, capabilities: caps)
         let out = try confined(program, [
             // With CAP_SYS_ADMIN the call reaches the kernel, which reports the missing path.
             ("umount2", { Int(umount2("/nonexistent-berth-\(getpid())", 0)) }),
             ("setns", { Int(berth_setns(-1, 0)) }),
+            ("ptrace", { Self.sys("ptrace", 3 /* PEEKUSER */, -1, 0, 0) }),
             // Without CAP_SYS_CHROOT, chroot is filtered.
             ("chroot(/)", { Int(chroot("/")) }),
         ])
         #expect(out["umount2"]?.errno == ENOENT, "\(String(describing: out["umount2"]))")
         #expect(out["setns"]?.errno == EBADF, "\(String(describing: out["setns"]))")
+        #expect(out["ptrace"]?.errno == ESRCH, "\(String(describing: out["ptrace"]))")
         #expect(out["chroot(/)"] == .eperm, "\(String(describing: out["chroot(/)"]))")
     }
 

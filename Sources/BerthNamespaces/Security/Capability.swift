@@ -19,6 +19,7 @@ public struct Capability: Hashable, Comparable, Sendable, CustomStringConvertibl
         number >= 0 && number < Capability.names.count ? Capability.names[number] : "CAP_\(number)"
     }
 
+    /// The kernel's name.
     public var description: String { name }
 
     public static func < (a: Capability, b: Capability) -> Bool { a.number < b.number }
@@ -62,46 +63,87 @@ public struct Capability: Hashable, Comparable, Sendable, CustomStringConvertibl
         return n
     }()
 
+    /// CAP_CHOWN (0).
     public static let chown = Capability(0)
+    /// CAP_DAC_OVERRIDE (1).
     public static let dacOverride = Capability(1)
+    /// CAP_DAC_READ_SEARCH (2).
     public static let dacReadSearch = Capability(2)
+    /// CAP_FOWNER (3).
     public static let fowner = Capability(3)
+    /// CAP_FSETID (4).
     public static let fsetid = Capability(4)
+    /// CAP_KILL (5).
     public static let kill = Capability(5)
+    /// CAP_SETGID (6).
     public static let setgid = Capability(6)
+    /// CAP_SETUID (7).
     public static let setuid = Capability(7)
+    /// CAP_SETPCAP (8).
     public static let setpcap = Capability(8)
+    /// CAP_LINUX_IMMUTABLE (9).
     public static let linuxImmutable = Capability(9)
+    /// CAP_NET_BIND_SERVICE (10).
     public static let netBindService = Capability(10)
+    /// CAP_NET_BROADCAST (11).
     public static let netBroadcast = Capability(11)
+    /// CAP_NET_ADMIN (12).
     public static let netAdmin = Capability(12)
+    /// CAP_NET_RAW (13).
     public static let netRaw = Capability(13)
+    /// CAP_IPC_LOCK (14).
     public static let ipcLock = Capability(14)
+    /// CAP_IPC_OWNER (15).
     public static let ipcOwner = Capability(15)
+    /// CAP_SYS_MODULE (16).
     public static let sysModule = Capability(16)
+    /// CAP_SYS_RAWIO (17).
     public static let sysRawio = Capability(17)
+    /// CAP_SYS_CHROOT (18).
     public static let sysChroot = Capability(18)
+    /// CAP_SYS_PTRACE (19).
     public static let sysPtrace = Capability(19)
+    /// CAP_SYS_PACCT (20).
     public static let sysPacct = Capability(20)
+    /// CAP_SYS_ADMIN (21).
     public static let sysAdmin = Capability(21)
+    /// CAP_SYS_BOOT (22).
     public static let sysBoot = Capability(22)
+    /// CAP_SYS_NICE (23).
     public static let sysNice = Capability(23)
+    /// CAP_SYS_RESOURCE (24).
     public static let sysResource = Capability(24)
+    /// CAP_SYS_TIME (25).
     public static let sysTime = Capability(25)
+    /// CAP_SYS_TTY_CONFIG (26).
     public static let sysTtyConfig = Capability(26)
+    /// CAP_MKNOD (27).
     public static let mknod = Capability(27)
+    /// CAP_LEASE (28).
     public static let lease = Capability(28)
+    /// CAP_AUDIT_WRITE (29).
     public static let auditWrite = Capability(29)
+    /// CAP_AUDIT_CONTROL (30).
     public static let auditControl = Capability(30)
+    /// CAP_SETFCAP (31).
     public static let setfcap = Capability(31)
+    /// CAP_MAC_OVERRIDE (32).
     public static let macOverride = Capability(32)
+    /// CAP_MAC_ADMIN (33).
     public static let macAdmin = Capability(33)
+    /// CAP_SYSLOG (34).
     public static let syslog = Capability(34)
+    /// CAP_WAKE_ALARM (35).
     public static let wakeAlarm = Capability(35)
+    /// CAP_BLOCK_SUSPEND (36).
     public static let blockSuspend = Capability(36)
+    /// CAP_AUDIT_READ (37).
     public static let auditRead = Capability(37)
+    /// CAP_PERFMON (38).
     public static let perfmon = Capability(38)
+    /// CAP_BPF (39).
     public static let bpf = Capability(39)
+    /// CAP_CHECKPOINT_RESTORE (40).
     public static let checkpointRestore = Capability(40)
 }
 
@@ -144,6 +186,7 @@ public struct CapabilitySet: Hashable, Sendable, CustomStringConvertible {
     /// Whether the set is empty.
     public var isEmpty: Bool { mask == 0 }
 
+    /// The members' names, comma-separated.
     public var description: String { members.map(\.name).joined(separator: ",") }
 
     /// Every capability up to and including `last` (default: what the running kernel supports).
