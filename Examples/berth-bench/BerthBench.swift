@@ -14,6 +14,7 @@ struct BerthBench: ParsableCommand {
             NetworkBenchmark.self,
             ProxyBenchmark.self,
             UnpackBenchmark.self,
+            RunBenchmark.self,
         ]
     )
 }

@@ -74,7 +74,7 @@ extension Engine {
 
             let directory = store.directory(of: id)
             record.state.ipAddress = nil
-            var files = try NetworkFiles.write(for: record, links: links, in: directory, hostResolvConf: hostResolvConf)
+            let files = try NetworkFiles.write(for: record, links: links, in: directory, hostResolvConf: hostResolvConf)
 
             let cgroup = try Cgroup.create(name: runtime.cgroup, limits: cgroupLimits(config))
             rollback.record("cgroup \(runtime.cgroup)") {
@@ -132,8 +132,10 @@ extension Engine {
                 runtime.endpoint = endpoint
                 try saveRuntime(runtime, id)
                 rollback.record("endpoint \(endpoint)") { try self.releaseEndpoint(endpoint, deleteVeth: true) }
-                record.state.ipAddress = endpoint.address.address.description
-                files = try NetworkFiles.write(for: record, links: links, in: directory, hostResolvConf: hostResolvConf)
+                // The child may already have bind-mounted the file: rewrite it in place (same inode).
+                let extra = try config.extraHosts.map(HostsEntry.init(addHost:))
+                try Self.overwrite(files.hosts, HostsFile.content(hostname: record.hostname, domainname: config.domainname,
+                                                                  address: endpoint.address.address, extraHosts: extra, links: links))
 
                 if !bindings.isEmpty {
                     let allocator = try portAllocator()
@@ -182,7 +184,6 @@ extension Engine {
                 s.linkTargets = links.map { LinkedContainer(alias: $0.alias, target: $0.target.id) }
             }
             rollback.commit()
-            _ = files
             if let address = runtime.endpoint?.address.address {
                 _ = try? store.refreshHostsOfContainersLinking(to: id, address: address)
             }
@@ -250,6 +251,21 @@ extension Engine {
             break
         }
         return spec
+    }
+
+    /// Replaces a file's content keeping its inode (it may be bind-mounted into the container).
+    static func overwrite(_ path: String, _ text: String) throws {
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard fd >= 0 else { throw BerthError.system("open \(path)") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BerthError.system("write \(path)") }
+            off += n
+        }
     }
 
     /// Docker copies the image's content at a volume's path into a new, empty volume.
