@@ -11,8 +11,7 @@ struct DiffCommand: ParsableCommand {
     func run() throws {
         try guarded(status: 1) {
             let engine = try global.engine()
-            let id = try engine.store.resolve(container)
-            out(try engine.layers.diff(name: id.full).map { $0.description + "\n" }.joined())
+            out(try engine.diff(container).map { $0.description + "\n" }.joined())
         }
     }
 }
@@ -30,11 +29,7 @@ struct CommitCommand: ParsableCommand {
     func run() throws {
         try guarded(status: 1) {
             let engine = try global.engine()
-            let record = try engine.store.find(container)
-            var options = CommitOptions(createdBy: ContainerListing.command(record.config.argv, truncate: false),
-                                        comment: message, tag: repository, changes: change)
-            options.createdBy = "/bin/sh -c #(nop) " + options.createdBy
-            let image = try engine.layers.commit(name: record.id.full, options: options)
+            let image = try engine.commit(container, repository: repository, message: message, changes: change)
             out(image.id.description + "\n")
         }
     }
@@ -49,7 +44,7 @@ struct HistoryCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             out(LayerStore.formatHistory(try engine.layers.history(image), truncate: !noTrunc))
         }
     }
@@ -63,7 +58,7 @@ struct ImagesCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             let images = try engine.layers.images()
             if quiet { out(images.map { $0.id.short + "\n" }.joined()) } else { out(LayerStore.formatImages(images)) }
         }
@@ -79,7 +74,7 @@ struct RemoveImageCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             for i in images { out(try engine.layers.removeImage(i, force: force).map { $0 + "\n" }.joined()) }
         }
     }
@@ -93,7 +88,7 @@ struct LoadCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             for image in try engine.layers.importArchive(input) {
                 if image.tags.isEmpty { out("Loaded image ID: \(image.id)\n") }
                 for t in image.tags { out("Loaded image: \(t)\n") }
@@ -111,7 +106,7 @@ struct SaveCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             try engine.layers.save(images, to: output)
         }
     }
@@ -127,7 +122,7 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             var config = ImageConfig.RunConfig()
             for c in change { try LayerStore.apply(change: c, to: &config) }
             let image = try engine.layers.importRootfs(file, tag: repository, config: config)
@@ -149,7 +144,7 @@ struct VolumeListCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             if quiet { out(try engine.volumes.list().map { $0.name + "\n" }.joined()) } else { out(try engine.volumes.listing()) }
         }
     }
@@ -162,7 +157,7 @@ struct VolumeCreateCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             out(try engine.volumes.create(name: name).name + "\n")
         }
     }
@@ -177,7 +172,7 @@ struct VolumeRemoveCommand: ParsableCommand {
 
     func run() throws {
         try guarded(status: 1) {
-            let engine = try global.engine(reconcile: false)
+            let engine = try global.engine()
             for n in names {
                 try engine.volumes.remove(n, force: force)
                 out(n + "\n")

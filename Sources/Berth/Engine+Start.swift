@@ -229,7 +229,9 @@ extension Engine {
         spec.process?.user = ContainerSpec.User(uid: ids.uid, gid: ids.gid)
         spec.hostname = record.hostname
         spec.root?.readonly = config.readOnlyRootfs
-        var mounts = spec.mounts ?? []
+        // As runc's default spec: the cgroup hierarchies, read-only.
+        var mounts = (spec.mounts ?? []) + [ContainerSpec.Mount(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup",
+                                                                options: ["nosuid", "noexec", "nodev", "relatime", "ro"])]
         for (file, destination) in [(files.hosts, "/etc/hosts"), (files.hostname, "/etc/hostname"),
                                     (files.resolvConf, "/etc/resolv.conf")] {
             mounts.append(ContainerSpec.Mount(destination: destination, type: "bind", source: file, options: ["bind", "rw"]))

@@ -67,7 +67,9 @@ final class EngineFixture: @unchecked Sendable {
             if let log = try? FileIO.read(engine.logPath(id)), log.contains(text) { return }
             usleep(20_000)
         }
-        throw BerthError(.invalidState, "container \(id.short) never logged \(text)")
+        let log = (try? FileIO.read(engine.logPath(id))) ?? "<no log>"
+        let state = (try? engine.store.load(id).state).map { "\($0.status) exit \($0.exitCode) \($0.error)" } ?? "<gone>"
+        throw BerthError(.invalidState, "container \(id.short) never logged \(text): \(state), log: \(log)")
     }
 
     func remove() {
