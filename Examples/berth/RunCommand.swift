@@ -167,7 +167,9 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let code: Int32 = try guarded {
+            StepTrace.mark("arguments")
             let engine = try global.engine()
+            StepTrace.mark("engine + reconcile")
             let config = try container.config()
             let record = try engine.create(config, name: container.name, overridesEntrypoint: container.entrypoint != nil)
             if detach {
@@ -188,7 +190,9 @@ struct RunCommand: ParsableCommand {
                 throw error
             }
             SignalForwarding.forward(to: running)
-            return running.wait()
+            let code = running.wait()
+            StepTrace.mark("done")
+            return code
         }
         if code != 0 { throw ExitCode(code) }
     }

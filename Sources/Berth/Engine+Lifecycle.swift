@@ -15,8 +15,14 @@ extension Engine {
     /// records the exit and removes it when `--rm` was given.
     /// - Returns: The exit code.
     func finish(id: ContainerID, runtime: ContainerRuntime, status: ExitStatus) -> Int32 {
+        StepTrace.mark("container ran")
         _ = release(runtime, id: id, deleteVeth: false)
+        StepTrace.mark("release")
         let record = try? store.load(id)
+        if record?.config.autoRemove == true, (try? removeStopped(id, removeVolumes: true)) != nil {
+            StepTrace.mark("remove")
+            return status.code
+        }
         _ = try? store.updateState(of: id) { s in
             s.status = .exited
             s.exitCode = status.code
@@ -27,6 +33,7 @@ extension Engine {
             s.monitorPid = nil
         }
         if record?.config.autoRemove == true { try? removeStopped(id, removeVolumes: true) }
+        StepTrace.mark("state + remove")
         return status.code
     }
 
@@ -38,6 +45,7 @@ extension Engine {
         func attempt(_ what: String, _ body: () throws -> Void) {
             do { try body() } catch { problems.append("\(what): \(error)") }
         }
+        StepTrace.mark("release: begin")
         attempt("cgroup \(runtime.cgroup)") {
             guard let cgroup = try? Cgroup.open(name: runtime.cgroup) else { return }
             try? cgroup.killAll()
@@ -54,11 +62,13 @@ extension Engine {
             }
             attempt("host ports") { _ = try portAllocator().release(owner: id.full) }
         }
+        StepTrace.mark("release: cgroup + ports")
         if let endpoint = runtime.endpoint {
             attempt("endpoint \(endpoint.hostInterface)") { try releaseEndpoint(endpoint, deleteVeth: deleteVeth) }
         } else if deleteVeth, let name = runtime.hostInterface {
             attempt("veth \(name)") { try deleteLinkIfPresent(name) }
         }
+        StepTrace.mark("release: endpoint")
         attempt("rootfs \(runtime.rootfs)") {
             guard let rootfs = try? layers.containerRootfs(name: runtime.rootfs) else { return }
             do { try rootfs.unmount() } catch { try rootfs.unmount(lazy: true) }
@@ -251,8 +261,11 @@ extension Engine {
     func removeStopped(_ id: ContainerID, removeVolumes: Bool) throws {
         if let runtime = loadRuntime(id) { _ = release(runtime, id: id, deleteVeth: true) }
         if (try? layers.containerRootfs(name: id.full)) != nil { try layers.removeContainerRootfs(name: id.full) }
+        StepTrace.mark("remove rootfs")
         _ = try volumes.release(container: id, removeAnonymous: removeVolumes)
+        StepTrace.mark("release volumes")
         try store.remove(id)
+        StepTrace.mark("remove documents")
     }
 }
 

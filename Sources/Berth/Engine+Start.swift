@@ -54,6 +54,7 @@ extension Engine {
         let bindings = try portBindings(config)
         let net: BridgeNetwork? = mode == .bridge ? try network() : nil
         let hostResolvConf = (try? FileIO.read(BerthLinks.ResolvConf.hostFilePath())) ?? ""
+        StepTrace.mark("start: network + links")
 
         let operations = try OperationLock.shared(root: options.root)
         defer { operations.release() }
@@ -71,21 +72,25 @@ extension Engine {
             let rootfs = try layers.containerRootfs(name: id.full)
             try rootfs.mount()
             rollback.record("rootfs mount") { try rootfs.unmount(lazy: true) }
+            StepTrace.mark("rootfs mount")
 
             let directory = store.directory(of: id)
             record.state.ipAddress = nil
-            let files = try NetworkFiles.write(for: record, links: links, in: directory, hostResolvConf: hostResolvConf)
+            let files = try writeNetworkFiles(record, links: links, in: directory, hostResolvConf: hostResolvConf)
+            StepTrace.mark("network files")
 
             let cgroup = try Cgroup.create(name: runtime.cgroup, limits: cgroupLimits(config))
             rollback.record("cgroup \(runtime.cgroup)") {
                 try? cgroup.killAll()
                 try cgroup.destroy()
             }
+            StepTrace.mark("cgroup")
 
             let spec = try containerSpec(record, rootfs: rootfs.mergedDir, files: files, links: links, mode: mode,
                                          joinedNetwork: joinedNetwork)
             let security = try SecurityOptions(securityOpts: config.securityOpt, capAdd: config.capAdd, capDrop: config.capDrop,
-                                               privileged: config.privileged).resolve()
+                                               privileged: config.privileged).resolve(cache: seccompCache)
+                                               StepTrace.mark("spec + security")
             let processStdio: ProcessStdio
             switch stdio {
             case .custom(let s):
@@ -117,6 +122,7 @@ extension Engine {
                 _ = try? process.wait()
             }
             runtime.process = ProcessIdentity.of(pid: process.pid)
+            StepTrace.mark("clone")
             try cgroup.add(pid: process.pid)
 
             if let net {
@@ -132,6 +138,7 @@ extension Engine {
                 runtime.endpoint = endpoint
                 try saveRuntime(runtime, id)
                 rollback.record("endpoint \(endpoint)") { try self.releaseEndpoint(endpoint, deleteVeth: true) }
+                StepTrace.mark("attach")
                 // The child may already have bind-mounted the file: rewrite it in place (same inode).
                 let extra = try config.extraHosts.map(HostsEntry.init(addHost:))
                 try Self.overwrite(files.hosts, HostsFile.content(hostname: record.hostname, domainname: config.domainname,
@@ -148,6 +155,7 @@ extension Engine {
                     runtime.mappings = mappings
                     try saveRuntime(runtime, id)
                     try host.run { try net.firewall.addPortMappings(mappings) }
+                    StepTrace.mark("port rules")
                     rollback.record("port rules") { try self.host.run { try net.firewall.removePortMappings(mappings) } }
                     if options.userlandProxy {
                         let proxy = try userlandProxy()
@@ -161,6 +169,7 @@ extension Engine {
             }
 
             try process.start()
+            StepTrace.mark("release child")
 
             let started = try store.updateState(of: id) { s in
                 s.status = .running
@@ -253,6 +262,40 @@ extension Engine {
             break
         }
         return spec
+    }
+
+    /// `NetworkFiles.write` without the fsyncs: the files are regenerated at every start, so a
+    /// crash can lose them without harm, and a start saves three disk flushes.
+    func writeNetworkFiles(_ record: ContainerRecord, links: [ResolvedLink], in directory: String,
+                           hostResolvConf: String) throws -> NetworkFiles {
+        let c = record.config
+        let extra = try c.extraHosts.map(HostsEntry.init(addHost:))
+        let files = NetworkFiles(hosts: directory + "/hosts", hostname: directory + "/hostname",
+                                 resolvConf: directory + "/resolv.conf")
+        let address = record.state.ipAddress.flatMap(IPv4Address.init)
+        try Self.replace(files.hosts, HostsFile.content(hostname: record.hostname, domainname: c.domainname, address: address,
+                                                        extraHosts: extra, links: links))
+        try Self.replace(files.hostname, HostnameFile.content(hostname: record.hostname))
+        try Self.replace(files.resolvConf, BerthLinks.ResolvConf.content(host: hostResolvConf, dns: c.dns, search: c.dnsSearch,
+                                                                         options: c.dnsOptions))
+        return files
+    }
+
+    /// Writes a new file and renames it over `path` (atomic for readers, no fsync).
+    static func replace(_ path: String, _ text: String) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BerthError.system("create \(temporary)") }
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { close(fd); unlink(temporary); throw BerthError.system("write \(temporary)") }
+            off += n
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else { unlink(temporary); throw BerthError.system("rename \(temporary) to \(path)") }
     }
 
     /// Replaces a file's content keeping its inode (it may be bind-mounted into the container).

@@ -7,6 +7,12 @@ import BerthPortMapper
 import BerthSystem
 import Synchronization
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,6 +45,8 @@ public final class Engine: Sendable {
     private let networkCache = Mutex<BridgeNetwork?>(nil)
     private let proxyCache = Mutex<UserlandProxy?>(nil)
     private let portsCache = Mutex<PortAllocator?>(nil)
+    /// Compiled seccomp programs, shared by every `berth` process on this root.
+    let seccompCache: SeccompProgramCache
 
     /// Opens (creating if needed) the state under `options.root`. Nothing touches the network
     /// until a container needs it.
@@ -49,6 +57,7 @@ public final class Engine: Sendable {
         volumes = try VolumeStore(root: options.root)
         layers = try LayerStore(root: options.root + "/image")
         host = HostContext(namespace: options.hostNamespace)
+        seccompCache = SeccompProgramCache(directory: options.root + "/seccomp")
     }
 
     // MARK: - Network
@@ -107,8 +116,16 @@ public final class Engine: Sendable {
         return try? JSONFile.read(ContainerRuntime.self, from: runtimePath(id))
     }
 
+    /// Written without fsync: it guards against the owner *process* dying (the page cache
+    /// survives that), and a start writes it three times.
     func saveRuntime(_ runtime: ContainerRuntime, _ id: ContainerID) throws {
-        try JSONFile.write(runtime, to: runtimePath(id))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data: Data
+        do { data = try encoder.encode(runtime) } catch {
+            throw BerthError(.invalidArgument, "cannot encode \(runtimePath(id))", underlying: error)
+        }
+        try Self.replace(runtimePath(id), String(decoding: data, as: UTF8.self))
     }
 
     // MARK: - Create
@@ -124,6 +141,7 @@ public final class Engine: Sendable {
     ///     (even when empty) and the image's `CMD` is not used.
     /// - Returns: The stored container (status `created`).
     public func create(_ config: ContainerConfig, name: String? = nil, overridesEntrypoint: Bool = false) throws -> ContainerRecord {
+        StepTrace.mark("before create")
         var config = config
         let image = try layers.image(config.image)
         let run = image.config.config ?? ImageConfig.RunConfig()
@@ -151,6 +169,7 @@ public final class Engine: Sendable {
                 _ = try? volumes.release(container: record.id, removeAnonymous: true)
                 throw error
             }
+            StepTrace.mark("create")
             return try store.load(record.id)
         } catch {
             try? store.remove(record.id)
