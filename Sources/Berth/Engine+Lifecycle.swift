@@ -48,7 +48,8 @@ extension Engine {
         StepTrace.mark("release: begin")
         attempt("cgroup \(runtime.cgroup)") {
             guard let cgroup = try? Cgroup.open(name: runtime.cgroup) else { return }
-            try? cgroup.killAll()
+            // Killing freezes the group first (v1): skip it when the container left nothing behind.
+            if (try? cgroup.processes().isEmpty) != true { try? cgroup.killAll() }
             try cgroup.destroy()
         }
         if !runtime.mappings.isEmpty || !((try? store.load(id))?.config.portSpecs.isEmpty ?? true)
