@@ -52,8 +52,7 @@ struct BerthNS: ParsableCommand {
         do {
             status = try runContainer()
         } catch let e as BerthError {
-            let line = Array("berth-ns: \(e)\n".utf8)
-            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            note("\(e)")
             throw ExitCode(125)
         }
         throw ExitCode(status.code)
@@ -66,6 +65,10 @@ struct BerthNS: ParsableCommand {
             if !arguments.isEmpty { spec.process?.args = arguments }
         } else {
             spec = ContainerSpec.make(rootfs: absolute(rootfs!), args: arguments)
+        }
+        if spec.process?.terminal == true {
+            note("config.json asks for a terminal; berth-ns has none and passes its own stdin/stdout/stderr")
+            spec.process?.terminal = false
         }
         if let hostname { spec.hostname = hostname }
         if !env.isEmpty { let current = spec.process?.env ?? []; spec.process?.env = current + env }
@@ -106,6 +109,11 @@ struct BerthNS: ParsableCommand {
         return try container.wait()
     }
 
+    private func note(_ text: String) {
+        let line = Array("berth-ns: \(text)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+
     private func absolute(_ path: String) -> String {
         if path.hasPrefix("/") { return path }
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
@@ -132,6 +140,10 @@ struct BerthNS: ParsableCommand {
     private func securitySettings(_ spec: ContainerSpec, fromBundle: Bool) throws -> ProcessSecurity {
         let options = try SecurityOptions(securityOpts: securityOpt, capAdd: capAdd, capDrop: capDrop, privileged: privileged)
         var security = try options.resolve()
+        if let caps = security.capabilities, spec.process?.user.uid ?? 0 != 0 {
+            // As Docker does (and as execve would): a non-root user keeps the bounding set only.
+            security.capabilities = CapabilityMasks(bounding: caps.bounding, effective: 0, permitted: 0)
+        }
         guard fromBundle, !privileged else { return security }
         let stated = try spec.processSecurity()
         if spec.process?.capabilities != nil && capAdd.isEmpty && capDrop.isEmpty { security.capabilities = stated.capabilities }

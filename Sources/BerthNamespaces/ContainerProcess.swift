@@ -25,6 +25,7 @@ public final class ContainerProcess: @unchecked Sendable {
         /// A signal the kernel sends the container when the thread that created it exits (0: none).
         public var parentDeathSignal: Int32 = 0
 
+        /// - Parameter parentDeathSignal: The signal, e.g. `SIGKILL`; 0 for none.
         public init(parentDeathSignal: Int32 = 0) {
             self.parentDeathSignal = parentDeathSignal
         }
@@ -126,6 +127,14 @@ public final class ContainerProcess: @unchecked Sendable {
                            newIPC: cloneFlags & berth_CLONE_NEWIPC != 0, userNamespace: newUser)
         }
 
+        let limits = try (process.rlimits ?? []).map { r -> berth_rlimit in
+            guard let resource = ContainerSpec.Rlimit.resources[r.type] else {
+                throw BerthError(.invalidArgument, "unknown rlimit type \(r.type) (expected one of \(ContainerSpec.Rlimit.resources.keys.sorted().joined(separator: ", ")))")
+            }
+            guard r.soft <= r.hard else { throw BerthError(.invalidArgument, "rlimit \(r.type): soft limit \(r.soft) is above the hard limit \(r.hard)") }
+            return berth_rlimit(resource: resource, soft: r.soft, hard: r.hard)
+        }
+
         var toClose: [Int32] = []
         defer { for fd in toClose { close(fd) } }
         var joins: [(fd: Int32, type: Int32)] = []
@@ -180,13 +189,6 @@ public final class ContainerProcess: @unchecked Sendable {
         let groups = process.user.additionalGids ?? []
         c.pointee.groups = UnsafePointer(child.array(groups))
         c.pointee.group_count = Int32(groups.count)
-        let limits = try (process.rlimits ?? []).map { r -> berth_rlimit in
-            guard let resource = ContainerSpec.Rlimit.resources[r.type] else {
-                throw BerthError(.invalidArgument, "unknown rlimit type \(r.type) (expected one of \(ContainerSpec.Rlimit.resources.keys.sorted().joined(separator: ", ")))")
-            }
-            guard r.soft <= r.hard else { throw BerthError(.invalidArgument, "rlimit \(r.type): soft limit \(r.soft) is above the hard limit \(r.hard)") }
-            return berth_rlimit(resource: resource, soft: r.soft, hard: r.hard)
-        }
         c.pointee.rlimits = UnsafePointer(child.array(limits))
         c.pointee.rlimit_count = Int32(limits.count)
         c.pointee.stdio = (io.fds[0], io.fds[1], io.fds[2])

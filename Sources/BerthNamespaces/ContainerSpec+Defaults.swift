@@ -1,5 +1,9 @@
 import BerthSystem
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -94,5 +98,39 @@ extension ContainerSpec {
     public var searchPath: String {
         for entry in process?.env ?? [] where entry.hasPrefix("PATH=") { return String(entry.dropFirst(5)) }
         return Self.defaultPath
+    }
+}
+
+extension ContainerSpec {
+    /// A spec that runs `args` inside the running process `pid`'s namespaces (what `docker exec`
+    /// does): its pid, network, ipc, uts and mount namespaces, plus its user and cgroup
+    /// namespaces when they differ from the caller's. There is no `root`: the process sees the
+    /// container's filesystem through the joined mount namespace.
+    /// - Parameters:
+    ///   - pid: A process of the container (its first process).
+    ///   - args: argv; `args[0]` is looked up in `PATH` inside the container.
+    ///   - env: `KEY=value` entries (a `PATH` is added when missing).
+    ///   - cwd: The working directory inside the container.
+    ///   - user: The user to run as.
+    /// - Throws: ``BerthError`` (`.notFound`) when `pid` does not exist.
+    public static func exec(into pid: Int32, args: [String], env: [String] = [], cwd: String = "/",
+                            user: User = User()) throws -> ContainerSpec {
+        guard FileIO.exists("/proc/\(pid)/ns") else {
+            throw BerthError(.notFound, "cannot exec into process \(pid): no such process")
+        }
+        var environment = env
+        if !environment.contains(where: { $0.hasPrefix("PATH=") }) { environment.insert("PATH=\(defaultPath)", at: 0) }
+        var spec = ContainerSpec(process: Process(args: args, env: environment, cwd: cwd, user: user))
+        var kinds: [NamespaceKind] = [.pid, .network, .ipc, .uts, .mount]
+        for kind in [NamespaceKind.user, .cgroup] where namespaceInode("/proc/\(pid)/ns/\(kind.procName)") != namespaceInode("/proc/self/ns/\(kind.procName)") {
+            kinds.append(kind)
+        }
+        for kind in kinds { spec.setNamespace(kind, .join(kind, pid: pid)) }
+        return spec
+    }
+
+    private static func namespaceInode(_ path: String) -> UInt64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
     }
 }

@@ -18,8 +18,11 @@ public enum StdioTarget: Sendable, Equatable {
 
 /// The three standard streams of a container process.
 public struct ProcessStdio: Sendable, Equatable {
+    /// Standard input.
     public var stdin: StdioTarget
+    /// Standard output.
     public var stdout: StdioTarget
+    /// Standard error.
     public var stderr: StdioTarget
 
     /// - Parameters:

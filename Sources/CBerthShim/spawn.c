@@ -368,10 +368,13 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
     exec_program(cfg);
 }
 
+static int no_clone3 = 0;
+
+void berth_spawn_use_clone3(int enabled) { __atomic_store_n(&no_clone3, !enabled, __ATOMIC_RELAXED); }
+
 /* clone3 with CLONE_PIDFD, falling back to clone; fork-like (no new stack, no CLONE_VM). */
 static pid_t clone_child(const struct berth_spawn_config *cfg, int *pidfd) {
     *pidfd = -1;
-    static int no_clone3 = 0;
     pid_t pid = -1;
 #ifdef SYS_clone3
     if (!__atomic_load_n(&no_clone3, __ATOMIC_RELAXED)) {

@@ -1,6 +1,7 @@
 import BerthNamespaces
 import BerthSystem
 import BerthTestSupport
+import CBerthShim
 import Testing
 
 #if canImport(Glibc)
@@ -16,6 +17,16 @@ import Glibc
         #expect(lines.first == "pid=1")
         // Only the shell and `ls` itself (plus grep) are visible: far fewer than the host's.
         #expect(Int(lines.last ?? "") ?? 99 <= 3)
+    }
+
+    @Test func noDescriptorOfTheParentLeaks() throws {
+        let f = try ContainerFixture()
+        // Some open descriptors in the test process that must not reach the container.
+        let extra = open("/dev/null", O_RDONLY)
+        defer { close(extra) }
+        let r = try f.run("ls /proc/self/fd | tr '\\n' ' '")
+        #expect(r.status == .exited(0))
+        #expect(r.output == "0 1 2 3 ")  // stdio + the directory `ls` is reading
     }
 
     @Test func hostnameIsIsolated() throws {
@@ -137,5 +148,58 @@ import Glibc
         #expect(r.status == .exited(0))
         #expect(r.output == "hi\nro\nrw\n")
         #expect(FileIO.exists(data + "/new"))
+    }
+}
+
+@Suite struct ContainerRootfsTests {
+    @Test func devProcAndSysAreSetUp() throws {
+        let f = try ContainerFixture()
+        let script = """
+            ls /dev | tr '\\n' ' '; echo
+            echo hi > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c
+            readlink /dev/ptmx; readlink /dev/fd
+            grep -E ' /(proc|dev|dev/pts|dev/shm|dev/mqueue|sys) ' /proc/self/mounts | cut -d' ' -f2,3 | tr '\\n' ' '; echo
+            touch /sys/x 2>/dev/null || echo sys-ro
+            awk '$5 == "/"' /proc/self/mountinfo | wc -l
+            """
+        let r = try f.run(script)
+        #expect(r.status == .exited(0), "\(r.output)")
+        let lines = r.output.split(separator: "\n").map(String.init)
+        let dev = Set((lines.first ?? "").split(separator: " ").map(String.init))
+        #expect(dev.isSuperset(of: ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr"]))
+        #expect(lines.dropFirst().prefix(2) == ["4", "4"])
+        #expect(lines.contains("pts/ptmx"))
+        #expect(lines.contains("/proc/self/fd"))
+        let mounts = lines.first { $0.hasPrefix("/proc proc") } ?? ""
+        for m in ["/proc proc", "/dev tmpfs", "/dev/pts devpts", "/dev/shm tmpfs", "/dev/mqueue mqueue", "/sys sysfs"] {
+            #expect(mounts.contains(m), "\(m) missing in \(mounts)")
+        }
+        #expect(lines.contains("sys-ro"))
+        // The host's root is gone: only the container's own "/" is mounted at "/".
+        #expect(lines.last == "1")
+    }
+
+    @Test func hostNetworkBindsTheHostSys() throws {
+        let f = try ContainerFixture()
+        var spec = f.spec("grep ' /sys ' /proc/self/mounts | cut -d' ' -f3,4 | cut -c1-8; ls /sys/class/net | grep -c '^lo$'")
+        spec.setNamespace(.network, nil)
+        let r = try f.run(spec)
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(r.output.hasPrefix("sysfs ro"))
+        #expect(r.output.hasSuffix("1\n"))
+    }
+}
+
+@Suite struct CloneFallbackTests {
+    @Test func plainCloneWorksToo() throws {
+        let f = try ContainerFixture()
+        berth_spawn_use_clone3(0)
+        defer { berth_spawn_use_clone3(1) }
+        let r = try f.run("echo pid=$$")
+        #expect(r.status == .exited(0))
+        #expect(r.output == "pid=1\n")
+        let c = try ContainerProcess.spawn(f.spec("sleep 30"), stdio: .null)
+        try c.kill(SIGKILL)
+        #expect(try c.wait() == .signaled(SIGKILL))
     }
 }

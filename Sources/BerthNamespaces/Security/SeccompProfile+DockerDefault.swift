@@ -50,6 +50,11 @@ extension SeccompProfile {
         rules.append(SeccompSyscallRule(names: ["clone"], action: .allow,
                                         args: [.init(index: 0, value: 0x7E02_0000, valueTwo: 0, op: .maskedEqual)],
                                         excludes: .init(caps: ["CAP_SYS_ADMIN"], arches: ["s390", "s390x"])))
+        // s390 swaps clone's first two arguments: the flags are argument 1 there.
+        rules.append(SeccompSyscallRule(names: ["clone"], action: .allow,
+                                        args: [.init(index: 1, value: 0x7E02_0000, valueTwo: 0, op: .maskedEqual)],
+                                        includes: .init(arches: ["s390", "s390x"]),
+                                        excludes: .init(caps: ["CAP_SYS_ADMIN"])))
         // clone3 passes its flags in memory, where seccomp cannot look: make libc fall back to clone.
         rules.append(SeccompSyscallRule(names: ["clone3"], action: .errno, errnoRet: 38 /* ENOSYS */,
                                         excludes: .init(caps: ["CAP_SYS_ADMIN"])))

@@ -157,6 +157,10 @@ struct berth_spawn_config {
  * has none) or -1 with errno set. Signals are blocked in the calling thread around the clone. */
 pid_t berth_spawn(const struct berth_spawn_config *cfg, int *pidfd);
 
+/* Turns clone3 off (0) or back on (1): the fallback to clone + pidfd_open, for kernels before
+ * 5.3 and for tests. clone3 is turned off automatically when the kernel answers ENOSYS. */
+void berth_spawn_use_clone3(int enabled);
+
 /* Waits for a child: via waitid(P_PIDFD) when pidfd >= 0, else waitpid. Sets *exited to 1 and
  * *code to the exit status, or *exited to 0 and *code to the signal number. nohang: returns 0
  * without waiting when the child is still running (and 1 when it was reaped). */
