@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(name: "berth-ipam", dependencies: ["BerthIPAM", "BerthNetLink",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth-ipam", swiftSettings: strict),
-        .executableTarget(name: "berth-portmap", dependencies: ["BerthPortMapper", "BerthNamespaces",
+        .executableTarget(name: "berth-portmap", dependencies: ["BerthPortMapper", "BerthNamespaces", "BerthNetwork",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth-portmap", exclude: ["proxy"], swiftSettings: strict),
         // The userland proxy as a lean process of its own (no Foundation): docker-proxy's flags.

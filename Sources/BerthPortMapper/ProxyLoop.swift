@@ -255,9 +255,12 @@ final class ProxyLoop: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return  // EAGAIN, or EMFILE and friends: try again on the next event
             }
-            guard let upstream = ProxySockets.connectUpstream(l.mapping) else {
+            guard let upstream = ProxySockets.connectUpstream(l.mapping, congestionControl: options.localCongestionControl) else {
                 Glibc.close(client)
                 continue
+            }
+            if let cc = options.localCongestionControl, ProxySockets.peerIsLoopback(client) {
+                ProxySockets.setCongestionControl(client, cc)
             }
             if options.noDelay {
                 var one: Int32 = 1
@@ -444,8 +447,6 @@ final class ProxyLoop: @unchecked Sendable {
 
 /// A one-shot signal from the loop to a submitter.
 final class ProxyCompletion: @unchecked Sendable {
-    private let mutex = PthreadMutex()
-    private var cond = pthread_cond_t()
     private var done = false
     private let condPtr: UnsafeMutablePointer<pthread_cond_t>
     private let mutexPtr: UnsafeMutablePointer<pthread_mutex_t>

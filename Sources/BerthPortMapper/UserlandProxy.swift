@@ -35,17 +35,25 @@ public final class UserlandProxy: @unchecked Sendable {
         /// Set TCP_NODELAY on both sockets of a connection (interactive protocols need it; bulk
         /// transfers are unaffected because every splice moves a large chunk).
         public var noDelay: Bool
+        /// Congestion control (`TCP_CONGESTION`) for legs that never leave the host: the connection
+        /// to the container, and client connections from 127.0.0.0/8; `nil` keeps the host's
+        /// default. A pacing algorithm such as BBR only adds a timer per burst there; `cubic`
+        /// (always built in) does not pace. Remote clients keep the host's default.
+        public var localCongestionControl: String?
 
         /// - Parameters:
         ///   - pipeSize: Bytes per splice pipe (1 MiB by default, the default pipe-max-size).
         ///   - udpIdleTimeout: Seconds before an idle UDP flow is closed.
         ///   - backlog: The TCP listen backlog.
         ///   - noDelay: Disable Nagle's algorithm on proxied connections.
-        public init(pipeSize: Int = 1 << 20, udpIdleTimeout: Double = 90, backlog: Int32 = 512, noDelay: Bool = true) {
+        ///   - localCongestionControl: `TCP_CONGESTION` of host-local legs (`nil`: the default).
+        public init(pipeSize: Int = 1 << 20, udpIdleTimeout: Double = 90, backlog: Int32 = 512, noDelay: Bool = true,
+                    localCongestionControl: String? = "cubic") {
             self.pipeSize = pipeSize
             self.udpIdleTimeout = udpIdleTimeout
             self.backlog = backlog
             self.noDelay = noDelay
+            self.localCongestionControl = localCongestionControl
         }
     }
 
@@ -184,11 +192,25 @@ enum ProxySockets {
         return fd
     }
 
+    /// Best effort: an unknown algorithm leaves the default in place.
+    static func setCongestionControl(_ fd: Int32, _ cc: String) {
+        _ = cc.withCString { setsockopt(fd, Int32(IPPROTO_TCP), TCP_CONGESTION, $0, socklen_t(strlen($0))) }
+    }
+
+    /// Whether the peer of a connected socket is on 127.0.0.0/8.
+    static func peerIsLoopback(_ fd: Int32) -> Bool {
+        var sa = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let rc = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
+        return rc == 0 && UInt32(bigEndian: sa.sin_addr.s_addr) >> 24 == 127
+    }
+
     /// Starts a non-blocking connection (TCP) or connects a datagram socket (UDP) to the container.
     /// Returns the socket; a TCP connection may still be in progress.
-    static func connectUpstream(_ m: PortMapping) -> Int32? {
+    static func connectUpstream(_ m: PortMapping, congestionControl: String? = nil) -> Int32? {
         let fd = socket(AF_INET, socketType(m.proto), 0)
         guard fd >= 0 else { return nil }
+        if m.proto == .tcp, let cc = congestionControl { setCongestionControl(fd, cc) }
         var sa = address(m.containerIP, m.containerPort)
         let rc = withUnsafePointer(to: &sa) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

@@ -272,3 +272,61 @@ final class ThreadGroup: @unchecked Sendable {
         threads = []
     }
 }
+
+@Suite struct ProxyFlowTests {
+    /// An idle UDP flow is forgotten after the idle timeout; the next datagram opens a new one.
+    @Test func idleUDPFlowsExpire() throws {
+        let net = try TestNetwork()
+        defer { net.close() }
+        let server = try EchoServer(in: net.container, port: 5300, udp: true)
+        defer { server.close() }
+        try net.host.run {
+            let proxy = try UserlandProxy(options: .init(udpIdleTimeout: 1))
+            defer { proxy.close() }
+            try proxy.publish(PortMapping(proto: .udp, hostIP: .loopback, hostPort: 15300, containerIP: net.containerIP,
+                                          containerPort: 5300, bridge: net.bridge))
+            #expect(try exchange(.loopback, 15300, "one", udp: true) == "one")
+            #expect(proxy.activeFlows == 1)
+            var waited = 0
+            while proxy.activeFlows > 0 && waited < 100 {
+                usleep(100_000)
+                waited += 1
+            }
+            #expect(proxy.activeFlows == 0)
+            #expect(try exchange(.loopback, 15300, "two", udp: true) == "two")
+        }
+    }
+
+    /// Many concurrent TCP connections through one engine, each echoed whole.
+    @Test func concurrentConnections() throws {
+        let net = try TestNetwork()
+        defer { net.close() }
+        let server = try EchoServer(in: net.container, port: 7070)
+        defer { server.close() }
+        let proxy = try net.host.run { () -> UserlandProxy in
+            let p = try UserlandProxy()
+            try p.publish(PortMapping(proto: .tcp, hostIP: .loopback, hostPort: 17070, containerIP: net.containerIP,
+                                      containerPort: 7070, bridge: net.bridge))
+            return p
+        }
+        defer { proxy.close() }
+        // Client sockets opened inside the sandbox, used from several threads.
+        let namespaces = try (0..<8).map { _ in try NetworkNamespace.open(path: net.host.namespace.path) }
+        defer { for ns in namespaces { ns.close() } }
+        let results = MappingResults()
+        let group = ThreadGroup()
+        for (i, ns) in namespaces.enumerated() {
+            group.start {
+                do {
+                    let msg = String(repeating: Character(UnicodeScalar(UInt8(65 + i))), count: 200_000 + i)
+                    let got = try ns.run { try exchange(.loopback, 17070, msg) }
+                    if got != msg { results.fail("connection \(i): \(got.count) bytes back of \(msg.count)") }
+                } catch {
+                    results.fail("\(error)")
+                }
+            }
+        }
+        group.join()
+        #expect(results.errors.isEmpty, "\(results.errors)")
+    }
+}

@@ -19,7 +19,7 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-let usage = "usage: berth-proxy -proto tcp|udp -host-ip IP -host-port H -container-ip IP -container-port P [-count N] [-pipe-size BYTES] [-nodelay true|false]"
+let usage = "usage: berth-proxy -proto tcp|udp -host-ip IP -host-port H -container-ip IP -container-port P [-count N] [-pipe-size BYTES] [-nodelay true|false] [-local-cc ALGORITHM|default]"
 var flags: [String: String] = [:]
 var args = CommandLine.arguments.dropFirst()
 while let flag = args.popFirst() {
@@ -30,7 +30,7 @@ while let flag = args.popFirst() {
     guard flag.hasPrefix("-"), let value = args.popFirst() else { fail(usage) }
     flags[String(flag.drop { $0 == "-" })] = value
 }
-let known: Set<String> = ["proto", "host-ip", "host-port", "container-ip", "container-port", "count", "pipe-size", "nodelay"]
+let known: Set<String> = ["proto", "host-ip", "host-port", "container-ip", "container-port", "count", "pipe-size", "nodelay", "local-cc"]
 if let unknown = flags.keys.first(where: { !known.contains($0) }) { fail("unknown flag -\(unknown)\n\(usage)") }
 guard let proto = PortProtocol(rawValue: flags["proto"] ?? "tcp"),
     let hostIP = IPv4Address(flags["host-ip"] ?? "0.0.0.0"),
@@ -50,7 +50,9 @@ sigaddset(&stopSignals, SIGTERM)
 pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
 do {
-    let proxy = try UserlandProxy(options: .init(pipeSize: pipeSize, noDelay: noDelay))
+    let cc = flags["local-cc"] ?? "cubic"
+    let proxy = try UserlandProxy(options: .init(pipeSize: pipeSize, noDelay: noDelay,
+                                                 localCongestionControl: cc == "default" ? nil : cc))
     for i in 0..<count {
         try proxy.publish(PortMapping(proto: proto, hostIP: hostIP, hostPort: hostPort + UInt16(i),
                                       containerIP: containerIP, containerPort: containerPort, bridge: ""))

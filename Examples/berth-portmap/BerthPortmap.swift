@@ -13,7 +13,7 @@ struct BerthPortmap: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth-portmap",
         abstract: "Publish container ports with DNAT rules and Berth's userland proxy.",
-        subcommands: [Publish.self, Rules.self]
+        subcommands: [Demo.self, Publish.self, Rules.self]
     )
 }
 
@@ -110,7 +110,8 @@ struct Rules: ParsableCommand {
         switch kind {
         case .iptables:
             let save = try Command.check("iptables-save", []).stdout
-            return save.split(separator: "\n").filter { $0.hasPrefix("*") || $0.contains("BERTH") || $0.contains("MASQUERADE") || $0.contains("DNAT") }
+            // Tables, Berth's chains and every rule (other rules of the host included).
+            return save.split(separator: "\n").filter { $0.hasPrefix("*") || $0.hasPrefix(":BERTH") || $0.hasPrefix("-A ") }
                 .joined(separator: "\n") + "\n"
         case .nftables:
             let r = try Command.run("nft", ["list", "table", "ip", "berth"])
