@@ -13,7 +13,9 @@ public struct ContainerRootfs: Sendable {
     public var image: Digest
     /// Lower dirs, topmost first (as overlayfs's `lowerdir=` wants them).
     public var lowerDirs: [String]
+    /// The container's writable layer (what `diff` and `commit` read).
     public var upperDir: String
+    /// overlayfs's scratch directory (same filesystem as the upper dir).
     public var workDir: String
     /// Where the root filesystem appears when mounted.
     public var mergedDir: String
@@ -73,7 +75,9 @@ public struct ContainerRootfs: Sendable {
 
 /// One line of `docker diff`.
 public struct Change: Sendable, Equatable, CustomStringConvertible {
+    /// Added, changed or deleted; the raw value is Docker's letter.
     public enum Kind: String, Sendable { case added = "A", changed = "C", deleted = "D" }
+    /// What happened to the path.
     public var kind: Kind
     /// Absolute path inside the container.
     public var path: String

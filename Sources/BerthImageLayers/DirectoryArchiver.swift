@@ -11,9 +11,13 @@ public struct ArchiveResult: Sendable {
     public var diffID: Digest
     /// sha256 of the file written (equal to ``diffID`` when not compressed).
     public var blobDigest: Digest
+    /// Bytes of the uncompressed tar.
     public var tarSize: Int64
+    /// Bytes of the file written.
     public var blobSize: Int64
+    /// Whether the file is gzip-compressed.
     public var compressed: Bool
+    /// Entries written (whiteouts included).
     public var entries: Int
 }
 

@@ -10,6 +10,7 @@ public struct ExtractionOptions: Sendable {
         case flatten
     }
 
+    /// What whiteout entries turn into (overlay by default).
     public var whiteouts: WhiteoutMode = .overlay
     /// Create character and block device nodes (refused with an error otherwise).
     public var allowDeviceNodes = false

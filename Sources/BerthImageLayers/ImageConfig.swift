@@ -10,14 +10,23 @@ public struct EmptyObject: Codable, Sendable, Equatable {
 public struct ImageConfig: Codable, Sendable {
     /// The run-time defaults (`config` in the document).
     public struct RunConfig: Codable, Sendable, Equatable {
+        /// `User`: the user (and group) processes run as.
         public var user: String?
+        /// `ExposedPorts`: `"80/tcp"` keys.
         public var exposedPorts: [String: EmptyObject]?
+        /// `Env`: `KEY=value` entries.
         public var env: [String]?
+        /// `Entrypoint`.
         public var entrypoint: [String]?
+        /// `Cmd`.
         public var cmd: [String]?
+        /// `Volumes`: container paths as keys.
         public var volumes: [String: EmptyObject]?
+        /// `WorkingDir`.
         public var workingDir: String?
+        /// `Labels`.
         public var labels: [String: String]?
+        /// `StopSignal`.
         public var stopSignal: String?
 
         enum CodingKeys: String, CodingKey {
@@ -55,13 +64,19 @@ public struct ImageConfig: Codable, Sendable {
         }
     }
 
+    /// GOARCH-style architecture (`amd64`).
     public var architecture: String?
+    /// Operating system (`linux`).
     public var os: String?
     /// RFC 3339 creation time.
     public var created: String?
+    /// Author of the image.
     public var author: String?
+    /// Run-time defaults.
     public var config: RunConfig?
+    /// The layer diff_ids, bottom first.
     public var rootfs: RootFS
+    /// One entry per build step, oldest first.
     public var history: [History]?
 
     /// - Parameters:

@@ -10,6 +10,7 @@ public struct CommitOptions: Sendable {
     public var createdBy: String = ""
     /// The history entry's comment (`docker commit -m`).
     public var comment: String?
+    /// The author recorded in the config and the history entry.
     public var author: String?
     /// A name to give the new image.
     public var tag: String?
@@ -29,10 +30,13 @@ public struct CommitOptions: Sendable {
 public struct HistoryRow: Sendable {
     /// The image ID for the top row, nil (shown as `<missing>`) below.
     public var image: Digest?
+    /// RFC 3339 time of the step.
     public var created: String?
+    /// The command of the step.
     public var createdBy: String
     /// Bytes the step's layer adds (0 for config-only steps).
     public var size: Int64
+    /// The step's comment (`Imported from -`, a commit message).
     public var comment: String
 }
 

@@ -108,7 +108,7 @@ extension LayerStore {
             if ["manifest.json", "repositories", "oci-layout", "index.json"].contains(n) || n.hasPrefix("blobs/")
                 || n.hasSuffix("/layer.tar") || n.hasSuffix("/VERSION") { return .dockerSave }
             let head = n.split(separator: "/").first.map(String.init) ?? n
-            let stem = head.hasSuffix(".json") ? String(head.dropLast(5)) : head
+            let stem = head.hasSuffix(".json") ? String(head.dropLast(5)) : head.hasSuffix(".tar") ? String(head.dropLast(4)) : head
             if (try? Digest(parsing: stem, allowBare: true)) != nil { return .dockerSave }
         }
         return .rootfs

@@ -11,6 +11,7 @@ public struct Image: Sendable {
     public var id: Digest
     /// `repository:tag` names pointing at it.
     public var tags: [String]
+    /// The parsed configuration.
     public var config: ImageConfig
     /// Layer diff_ids, bottom first.
     public var layers: [Digest] { config.rootfs.diffIDs }

@@ -128,12 +128,12 @@ final class LayerWriter {
     }
 
     /// Splits a name into safe components; refuses `..` and absolute paths.
-    private func components(_ name: String, entry: String, allowAbsolute: Bool = false) throws -> [Substring] {
+    private func components(_ name: String, entry: String, allowAbsolute: Bool = false, what: String = "path") throws -> [Substring] {
         if name.hasPrefix("/") && !allowAbsolute { throw deny(entry, "absolute path refused") }
         var out: [Substring] = []
         for c in name.split(separator: "/", omittingEmptySubsequences: true) {
             if c == "." { continue }
-            if c == ".." { throw deny(entry, "path \"\(name)\" contains \"..\"") }
+            if c == ".." { throw deny(entry, "\(what) \"\(name)\" contains \"..\"") }
             out.append(c)
         }
         return out
@@ -300,7 +300,7 @@ final class LayerWriter {
             try finishPath(parent, base, e, isSymlink: true)
 
         case .hardLink:
-            let t = try components(e.linkName, entry: e.name, allowAbsolute: true)
+            let t = try components(e.linkName, entry: e.name, allowAbsolute: true, what: "hard link target")
             guard let tlast = t.last else { throw deny(e.name, "hard link to the root directory") }
             let tparent: Int32
             do { tparent = try directory(t.dropLast(), entry: e.name, create: false) } catch let err as BerthError where err.code == .notFound {

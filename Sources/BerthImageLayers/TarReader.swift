@@ -9,6 +9,7 @@ public struct TarEntry: Sendable {
 
     /// The path as stored in the archive (no normalisation applied).
     public var name: String
+    /// What the entry creates.
     public var kind: Kind
     /// The target of a symbolic or hard link.
     public var linkName: String = ""
@@ -16,13 +17,17 @@ public struct TarEntry: Sendable {
     public var size: Int64 = 0
     /// Permission bits including setuid, setgid and sticky.
     public var mode: UInt32 = 0o644
+    /// Owner user ID.
     public var uid: UInt32 = 0
+    /// Owner group ID.
     public var gid: UInt32 = 0
     /// Modification time, seconds since the epoch.
     public var mtime: Int64 = 0
     /// Nanoseconds part of the modification time (from a PAX header).
     public var mtimeNanoseconds: Int32 = 0
+    /// Major number of a device node.
     public var deviceMajor: UInt32 = 0
+    /// Minor number of a device node.
     public var deviceMinor: UInt32 = 0
     /// Extended attributes from `SCHILY.xattr.*` PAX records.
     public var xattrs: [(name: String, value: [UInt8])] = []

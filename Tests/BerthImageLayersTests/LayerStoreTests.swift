@@ -181,5 +181,24 @@ import Glibc
         try Command.check("umoci", ["unpack", "--image", "\(dir):latest", bundle])
         #expect(FileIO.exists(bundle + "/rootfs/bin/busybox"))
         #expect(FileIO.exists(bundle + "/config.json"))
+
+        // A committed layer (plain tar, our whiteouts and opaque marker) read by umoci.
+        let fs = try f.store.createContainerRootfs(name: "oc", image: "busybox")
+        try fs.mount()
+        defer { try? fs.unmount(lazy: true) }
+        unlink(fs.mergedDir + "/bin/cat")
+        try FileIO.removeTree(fs.mergedDir + "/etc")
+        try FileIO.makeDirectories(fs.mergedDir + "/etc")
+        try FileIO.writeAtomically(fs.mergedDir + "/etc/only", "o")
+        try fs.unmount()
+        try f.store.commit(name: "oc", options: CommitOptions(tag: "busybox:edited"))
+        let dir2 = f.scratch.path + "/layout2"
+        try f.store.save(["busybox:edited"], to: dir2, format: .ociLayout)
+        try Command.check("skopeo", ["inspect", "oci:\(dir2):edited"])
+        let bundle2 = f.scratch.path + "/bundle2"
+        try Command.check("umoci", ["unpack", "--image", "\(dir2):edited", bundle2])
+        #expect(!exists(bundle2 + "/rootfs/bin/cat"))
+        #expect(FileIO.exists(bundle2 + "/rootfs/bin/ls"))
+        #expect(try listDirectory(bundle2 + "/rootfs/etc") == ["only"])
     }
 }
