@@ -163,14 +163,16 @@ public final class Engine: Sendable {
             state.mounts = try MountResolver(containers: store, volumes: volumes).resolve(config, for: record.id)
             do {
                 _ = try layers.createContainerRootfs(name: record.id.full, image: image.id.description)
-                try store.saveState(state, of: record.id)
+                if !state.mounts.isEmpty { try store.saveState(state, of: record.id) }
             } catch {
                 try? layers.removeContainerRootfs(name: record.id.full)
                 _ = try? volumes.release(container: record.id, removeAnonymous: true)
                 throw error
             }
             StepTrace.mark("create")
-            return try store.load(record.id)
+            var created = record
+            created.state = state
+            return created
         } catch {
             try? store.remove(record.id)
             throw error
