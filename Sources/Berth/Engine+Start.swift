@@ -108,7 +108,7 @@ extension Engine {
                     guard berth_pipe2(&pipe, O_CLOEXEC) == 0 else { throw BerthError.system("create an output pipe") }
                     closeAfterClone.append(pipe[1])
                     fds.append(pipe[1])
-                    copiers.append(OutputCopier(source: pipe[0], terminal: terminal, log: dup(log)))
+                    copiers.append(OutputCopier(source: pipe[0], terminal: terminal, log: fcntl(log, F_DUPFD_CLOEXEC, 0)))
                 }
                 processStdio = ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .fd(fds[0]), stderr: .fd(fds[1]))
             }

@@ -68,7 +68,11 @@ public final class Engine: Sendable {
             if let cached { return cached }
             let configuration = BridgeConfiguration(bridge: options.bridge, bip: options.bip, icc: options.icc,
                                                     firewall: options.iptables ? nil : FirewallKind.none)
-            let net = try host.run { try BridgeNetwork.setUp(configuration, stateRoot: options.root + "/network") }
+            let net = try host.run {
+                let firewall = RememberedBridgeRules(inner: try makeFirewall(configuration.firewall),
+                                                     marker: options.root + "/network/bridge-rules-" + options.bridge)
+                return try BridgeNetwork.setUp(configuration, stateRoot: options.root + "/network", firewall: firewall)
+            }
             if !options.userlandProxy {
                 try host.run { try LoopbackDNAT.set(bridge: net.bridge, enabled: true) }
             }

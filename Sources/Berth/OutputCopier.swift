@@ -10,7 +10,7 @@ import Glibc
 final class OutputCopier: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
-    /// Starts copying from `source` (closed at the end) to `terminal` and `log`.
+    /// Starts copying from `source` to `terminal` and `log` (both `source` and `log` are closed at the end).
     init(source: Int32, terminal: Int32, log: Int32) {
         let thread = Thread { [done] in
             var buffer = [UInt8](repeating: 0, count: 65536)
@@ -24,6 +24,7 @@ final class OutputCopier: @unchecked Sendable {
                 }
             }
             close(source)
+            if log >= 0 { close(log) }
             done.signal()
         }
         thread.start()
