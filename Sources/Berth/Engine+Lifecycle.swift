@@ -58,7 +58,9 @@ extension Engine {
             if !runtime.mappings.isEmpty {
                 attempt("port rules") {
                     let net = try network()
+                    StepTrace.mark("release: open network")
                     try host.run { try net.firewall.removePortMappings(runtime.mappings) }
+                    StepTrace.mark("release: remove rules")
                 }
             }
             attempt("host ports") { _ = try portAllocator().release(owner: id.full) }

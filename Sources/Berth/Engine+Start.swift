@@ -147,6 +147,7 @@ extension Engine {
                 if !bindings.isEmpty {
                     let allocator = try portAllocator()
                     let ports = try host.run { try allocator.allocate(owner: id.full, bindings) }
+                    StepTrace.mark("host ports")
                     rollback.record("host ports") { _ = try allocator.release(owner: id.full) }
                     let mappings = zip(bindings, ports).map { b, port in
                         PortMapping(proto: b.proto, hostIP: b.hostIP, hostPort: port, containerIP: endpoint.address.address,
@@ -154,6 +155,7 @@ extension Engine {
                     }
                     runtime.mappings = mappings
                     try saveRuntime(runtime, id)
+                    StepTrace.mark("runtime record")
                     try host.run { try net.firewall.addPortMappings(mappings) }
                     StepTrace.mark("port rules")
                     rollback.record("port rules") { try self.host.run { try net.firewall.removePortMappings(mappings) } }
@@ -161,6 +163,7 @@ extension Engine {
                         let proxy = try userlandProxy()
                         let proxied = mappings.filter { $0.proto != .sctp }
                         try host.run { try proxy.publish(proxied) }
+                        StepTrace.mark("proxy listeners")
                         rollback.record("proxy listeners") { for m in proxied { proxy.unpublish(m) } }
                     }
                 }
