@@ -159,7 +159,7 @@ public final class Engine: Sendable {
         guard !config.argv.isEmpty else {
             throw BerthError(.invalidArgument, "No command specified: image \(config.image) has no CMD or ENTRYPOINT and none was given")
         }
-        try validate(config)
+        try validate(config, name: name)
 
         let record = try store.create(config: config, name: name)
         do {
@@ -184,7 +184,7 @@ public final class Engine: Sendable {
     }
 
     /// Checks what can be checked before anything is created.
-    func validate(_ config: ContainerConfig) throws {
+    func validate(_ config: ContainerConfig, name: String?) throws {
         _ = try PortSpec.parse(config.portSpecs)
         for e in config.exposedPorts { _ = try BerthLinks.ExposedPort.parse(e) }
         let mode = try NetworkMode(parsing: config.networkMode)
@@ -195,7 +195,7 @@ public final class Engine: Sendable {
             }
         }
         if mode != .bridge {
-            if !config.portSpecs.isEmpty || config.publishAll, mode != .bridge {
+            if !config.portSpecs.isEmpty || config.publishAll {
                 // Docker ignores -p outside the bridge; Berth says so instead of silently dropping it.
                 throw BerthError(.invalidArgument, "published ports need the bridge network (--network \(mode))")
             }
@@ -207,7 +207,7 @@ public final class Engine: Sendable {
             throw BerthError(.invalidArgument, "invalid --ip \"\(ip)\": not an IPv4 address")
         }
         let specs = try config.links.map(LinkSpec.init(parsing:))
-        _ = try store.linkResolver().resolve(specs, linkingContainerName: "new container")
+        _ = try store.linkResolver().resolve(specs, linkingContainerName: name ?? "<new container>")
         for v in config.volumes { _ = try VolumeSpec(parsing: v) }
         for v in config.volumesFrom { _ = try VolumesFromSpec(parsing: v) }
         for h in config.extraHosts { _ = try HostsEntry(addHost: h) }
