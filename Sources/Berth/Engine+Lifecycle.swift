@@ -16,7 +16,8 @@ extension Engine {
     /// - Returns: The exit code.
     func finish(id: ContainerID, runtime: ContainerRuntime, status: ExitStatus) -> Int32 {
         StepTrace.mark("container ran")
-        _ = release(runtime, id: id, deleteVeth: false)
+        // The veth dies with the namespace, unless a `--network container:` joiner keeps it alive.
+        _ = release(runtime, id: id, deleteVeth: runtime.endpoint != nil && networkIsShared(id))
         StepTrace.mark("release")
         let record = try? store.load(id)
         if record?.config.autoRemove == true, (try? removeStopped(id, removeVolumes: true)) != nil {
@@ -35,6 +36,13 @@ extension Engine {
         if record?.config.autoRemove == true { try? removeStopped(id, removeVolumes: true) }
         StepTrace.mark("state + remove")
         return status.code
+    }
+
+    /// Whether a running container joined the network namespace of `id`.
+    func networkIsShared(_ id: ContainerID) -> Bool {
+        guard let records = try? store.list(), let me = records.first(where: { $0.id == id }) else { return false }
+        let names: Set<String> = ["container:" + me.name, "container:/" + me.name, "container:" + id.full, "container:" + id.short]
+        return records.contains { $0.id != id && $0.state.isRunning && names.contains($0.config.networkMode) }
     }
 
     /// Releases what a runtime record names; keeps going after failures and returns them.
