@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "BerthLinks", dependencies: ["BerthSystem"], swiftSettings: strict),
         .target(name: "Berth", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",
-            "BerthPortMapper", "BerthImageLayers", "BerthLinks",
+            "BerthPortMapper", "BerthNetwork", "BerthImageLayers", "BerthLinks", "CBerthShim",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(name: "berth-layers", dependencies: ["BerthImageLayers",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth-layers", swiftSettings: strict),
-        .executableTarget(name: "berth", dependencies: ["Berth",
+        .executableTarget(name: "berth", dependencies: ["Berth", "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthImageLayers",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth", swiftSettings: strict),
         .executableTarget(name: "berth-bench", dependencies: [

@@ -14,6 +14,7 @@ struct BerthBench: ParsableCommand {
             SecurityBench.self,
             UnpackBenchmark.self,
             ProxyBenchmark.self,
+            RunBenchmark.self,
         ]
     )
 }

@@ -1,0 +1,340 @@
+import ArgumentParser
+import Berth
+import BerthNamespaces
+import BerthSystem
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct StartCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start one or more stopped containers.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var containers: [String]
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            for c in containers {
+                let id = try engine.store.resolve(c)
+                try engine.startDetached(id)
+                out(c + "\n")
+            }
+        }
+    }
+}
+
+struct StopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop one or more running containers.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before killing it.")
+    var time: Double = 10
+    @Argument var containers: [String]
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            for c in containers {
+                try engine.stop(c, timeout: time)
+                out(c + "\n")
+            }
+        }
+    }
+}
+
+struct RestartCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart one or more containers.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before killing it.")
+    var time: Double = 10
+    @Argument var containers: [String]
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            for c in containers {
+                try engine.restart(c, timeout: time)
+                out(c + "\n")
+            }
+        }
+    }
+}
+
+struct KillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kill", abstract: "Kill one or more running containers.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.customShort("s"), .customLong("signal")], help: "Signal to send (name or number).")
+    var signal: String = "KILL"
+    @Argument var containers: [String]
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            let number = try SignalName.parse(signal)
+            for c in containers {
+                try engine.kill(c, signal: number)
+                out(c + "\n")
+            }
+        }
+    }
+}
+
+enum SignalName {
+    static let names: [String: Int32] = ["HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1,
+                                         "USR2": SIGUSR2, "TERM": SIGTERM, "STOP": SIGSTOP, "CONT": SIGCONT]
+    static func parse(_ text: String) throws -> Int32 {
+        if let n = Int32(text), n > 0, n < 65 { return n }
+        var name = text.uppercased()
+        if name.hasPrefix("SIG") { name = String(name.dropFirst(3)) }
+        guard let n = names[name] else { throw BerthError(.invalidArgument, "invalid signal: \(text)") }
+        return n
+    }
+}
+
+struct RemoveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more containers.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: [.customShort("f"), .customLong("force")], help: "Force the removal of a running container.")
+    var force = false
+    @Flag(name: [.customShort("v"), .customLong("volumes")], help: "Remove anonymous volumes of the container.")
+    var volumes = false
+    @Argument var containers: [String]
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            var failed = false
+            for c in containers {
+                do {
+                    try engine.remove(c, force: force, removeVolumes: volumes)
+                    out(c + "\n")
+                } catch let e as BerthError {
+                    FileHandleStderr.write("Error response from daemon: \(e.message)\n")
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+}
+
+struct WaitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "wait", abstract: "Block until containers stop, then print their exit codes.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var containers: [String]
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            for c in containers { out("\(try engine.wait(c))\n") }
+        }
+    }
+}
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: [.customShort("a"), .customLong("all")], help: "Show all containers (default shows just running).")
+    var all = false
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Only display container IDs.")
+    var quiet = false
+    @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")
+    var noTrunc = false
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            let records = try engine.store.list().filter { all || $0.state.isRunning }
+            if quiet {
+                out(records.map { (noTrunc ? $0.id.full : $0.id.short) + "\n" }.joined())
+            } else {
+                out(ContainerListing.table(records, truncate: !noTrunc))
+            }
+        }
+    }
+}
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Return low-level information on containers.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.customShort("f"), .customLong("format")], help: "Format the output using a Go template.")
+    var format: String?
+    @Argument var containers: [String]
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            let records = try containers.map { try engine.store.find($0) }
+            if let format {
+                let template = try InspectTemplate(format)
+                for r in records {
+                    out(try template.render(InspectDocument.make(r, storeDirectory: engine.store.directory(of: r.id))) + "\n")
+                }
+            } else {
+                out(InspectDocument.render(records) { engine.store.directory(of: $0) })
+            }
+        }
+    }
+}
+
+struct LogsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Fetch the logs of a container.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: [.customShort("f"), .customLong("follow")], help: "Follow log output.")
+    var follow = false
+    @Argument var container: String
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            let id = try engine.store.resolve(container)
+            try LogFollower.copy(path: engine.logPath(id), follow: follow) {
+                (try? engine.store.load(id).state.isRunning) ?? false
+            }
+        }
+    }
+}
+
+/// Copies a log file to stdout, optionally following it while the container runs.
+enum LogFollower {
+    static func copy(path: String, follow: Bool, detachKeys: Bool = false, running: () -> Bool) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT && !follow { return }
+            if errno != ENOENT { throw BerthError.system("open \(path)") }
+        }
+        var current = fd
+        defer { if current >= 0 { close(current) } }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if current < 0 { current = open(path, O_RDONLY | O_CLOEXEC) }
+            var n = 0
+            if current >= 0 {
+                n = buffer.withUnsafeMutableBytes { read(current, $0.baseAddress!, $0.count) }
+                if n > 0 {
+                    _ = buffer.withUnsafeBytes { write(1, $0.baseAddress!, n) }
+                    continue
+                }
+            }
+            if !follow || !running() {
+                // One last read after the container stopped.
+                if current >= 0 {
+                    while true {
+                        let m = buffer.withUnsafeMutableBytes { read(current, $0.baseAddress!, $0.count) }
+                        if m <= 0 { break }
+                        _ = buffer.withUnsafeBytes { write(1, $0.baseAddress!, m) }
+                    }
+                }
+                return
+            }
+            usleep(50_000)
+        }
+    }
+}
+
+struct AttachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "attach",
+        abstract: "Attach to a running container's output (detach with Ctrl-P Ctrl-Q or Ctrl-C).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var container: String
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            let id = try engine.store.resolve(container)
+            guard try engine.store.load(id).state.isRunning else {
+                throw BerthError(.invalidState, "You cannot attach to a stopped container, start it first")
+            }
+            DetachKeys.watchStdin()
+            let path = engine.logPath(id)
+            // Attach shows new output only, as Docker does.
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            var offset: off_t = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0
+            if fd >= 0 { close(fd) }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while (try? engine.store.load(id).state.isRunning) ?? false {
+                let f = open(path, O_RDONLY | O_CLOEXEC)
+                if f >= 0 {
+                    while true {
+                        let n = buffer.withUnsafeMutableBytes { pread(f, $0.baseAddress!, $0.count, offset) }
+                        if n <= 0 { break }
+                        offset += off_t(n)
+                        _ = buffer.withUnsafeBytes { write(1, $0.baseAddress!, n) }
+                    }
+                    close(f)
+                }
+                if DetachKeys.detached { return }
+                usleep(50_000)
+            }
+        }
+    }
+}
+
+/// Watches stdin for Docker's detach sequence Ctrl-P Ctrl-Q.
+enum DetachKeys {
+    nonisolated(unsafe) static var detached = false
+
+    static func watchStdin() {
+        let thread = Thread {
+            var previous: UInt8 = 0
+            var byte: UInt8 = 0
+            while read(0, &byte, 1) == 1 {
+                if previous == 0x10 && byte == 0x11 { detached = true; return }
+                previous = byte
+            }
+        }
+        thread.start()
+    }
+}
+
+struct PortCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "port", abstract: "List port mappings of a container.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var container: String
+    @Argument var privatePort: String?
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            let record = try engine.store.find(container)
+            let ports = record.state.isRunning ? record.state.ports : []
+            if let privatePort {
+                let parts = privatePort.split(separator: "/").map(String.init)
+                let proto = parts.count > 1 ? parts[1] : "tcp"
+                let matching = ports.filter { "\($0.containerPort)" == parts[0] && $0.proto == proto }
+                guard !matching.isEmpty else {
+                    throw BerthError(.notFound, "No public port '\(parts[0])/\(proto)' published for \(container)")
+                }
+                out(matching.map { "\($0.hostIP):\($0.hostPort)\n" }.joined())
+            } else {
+                out(PortListing.lines(ports))
+            }
+        }
+    }
+}
+
+struct ExecCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "exec", abstract: "Run a command in a running container.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.customShort("e"), .customLong("env")], help: "Set environment variables.")
+    var env: [String] = []
+    @Option(name: [.customShort("w"), .customLong("workdir")], help: "Working directory inside the container.")
+    var workdir: String?
+    @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Keep STDIN open.")
+    var interactive = false
+    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY (not supported yet).")
+    var tty = false
+    @Argument var container: String
+    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    func run() throws {
+        let code: Int32 = try guarded(status: 126) {
+            if tty { throw BerthError(.unsupported, "-t/--tty is not supported yet") }
+            let engine = try global.engine()
+            return try engine.exec(container, argv: command, env: env, workingDir: workdir,
+                                   stdio: ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .inherit, stderr: .inherit))
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+}

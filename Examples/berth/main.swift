@@ -1,1 +1,0 @@
-print("berth: not implemented yet")

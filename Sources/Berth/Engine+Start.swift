@@ -1,0 +1,327 @@
+import BerthCgroups
+import BerthImageLayers
+import BerthLinks
+import BerthNamespaces
+import BerthNetwork
+import BerthPortMapper
+import BerthSystem
+import CBerthShim
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Engine {
+    /// Starts a created or exited container; this process becomes its owner (it reaps it and,
+    /// when it exits, releases what it held — see ``RunningContainer``).
+    ///
+    /// The steps, each recorded and undone in reverse if a later one fails: mount the overlay
+    /// rootfs; write `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` (bind-mounted); create the
+    /// cgroup; clone the process, which waits at a sync point while the engine adds it to the
+    /// cgroup, attaches its network namespace to the bridge (or joins another container's),
+    /// rewrites the hosts file with its address and publishes its ports (firewall DNAT plus the
+    /// userland proxy for loopback); then release it. Containers linking to this one get their
+    /// hosts file rewritten in place when its address changed.
+    /// - Parameters:
+    ///   - reference: The container's id, name or id prefix.
+    ///   - stdio: Where its streams go.
+    /// - Returns: The running container.
+    public func start(_ reference: String, stdio: ContainerStdio = .logFile) throws -> RunningContainer {
+        try start(try store.resolve(reference), stdio: stdio)
+    }
+
+    /// ``start(_:stdio:)`` by id.
+    public func start(_ id: ContainerID, stdio: ContainerStdio = .logFile) throws -> RunningContainer {
+        var record = try store.load(id)
+        if record.state.isRunning {
+            if let runtime = loadRuntime(id), runtime.owner.isAlive {
+                throw BerthError(.invalidState, "container \(record.name) is already running")
+            }
+            reconcile(id)
+            record = try store.load(id)
+        }
+        let config = record.config
+        let mode = try NetworkMode(parsing: config.networkMode)
+        let links = try store.linkResolver().resolve(try config.links.map(LinkSpec.init(parsing:)), linkingContainerName: record.name)
+        var joinedNetwork: String? = nil
+        if case .container(let other) = mode {
+            let target = try store.find(other)
+            guard target.state.isRunning, target.state.pid > 0, ProcessIdentity.of(pid: target.state.pid) != nil else {
+                throw BerthError(.invalidState, "cannot join the network of container \(other): it is not running")
+            }
+            joinedNetwork = "/proc/\(target.state.pid)/ns/net"
+        }
+        let bindings = try portBindings(config)
+        let net: BridgeNetwork? = mode == .bridge ? try network() : nil
+        let hostResolvConf = (try? FileIO.read(BerthLinks.ResolvConf.hostFilePath())) ?? ""
+        StepTrace.mark("start: network + links")
+
+        let operations = try OperationLock.shared(root: options.root)
+        defer { operations.release() }
+        var runtime = ContainerRuntime(owner: .current, cgroup: cgroupName(id),
+                                       hostInterface: mode == .bridge ? hostInterfaceName(id) : nil,
+                                       rootfs: id.full, proxied: options.userlandProxy)
+        var rollback = EngineRollback()
+        var copiers: [OutputCopier] = []
+        var closeAfterClone: [Int32] = []
+        defer { for fd in closeAfterClone { close(fd) } }
+        do {
+            try saveRuntime(runtime, id)
+            rollback.record("runtime record") { unlink(self.runtimePath(id)) }
+
+            let rootfs = try layers.containerRootfs(name: id.full)
+            try rootfs.mount()
+            rollback.record("rootfs mount") { try rootfs.unmount(lazy: true) }
+            StepTrace.mark("rootfs mount")
+
+            let directory = store.directory(of: id)
+            record.state.ipAddress = nil
+            let files = try writeNetworkFiles(record, links: links, in: directory, hostResolvConf: hostResolvConf)
+            StepTrace.mark("network files")
+
+            let cgroup = try Cgroup.create(name: runtime.cgroup, limits: cgroupLimits(config))
+            rollback.record("cgroup \(runtime.cgroup)") {
+                try? cgroup.killAll()
+                try cgroup.destroy()
+            }
+            StepTrace.mark("cgroup")
+
+            let spec = try containerSpec(record, rootfs: rootfs.mergedDir, files: files, links: links, mode: mode,
+                                         joinedNetwork: joinedNetwork)
+            let security = try SecurityOptions(securityOpts: config.securityOpt, capAdd: config.capAdd, capDrop: config.capDrop,
+                                               privileged: config.privileged).resolve(cache: seccompCache)
+                                               StepTrace.mark("spec + security")
+            let processStdio: ProcessStdio
+            switch stdio {
+            case .custom(let s):
+                processStdio = s
+            case .logFile:
+                processStdio = ProcessStdio(stdin: .null, stdout: .file(logPath(id), append: true),
+                                            stderr: .file(logPath(id), append: true))
+            case .terminal(let interactive):
+                let log = open(logPath(id), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+                guard log >= 0 else { throw BerthError.system("open \(logPath(id))") }
+                closeAfterClone.append(log)
+                var fds: [Int32] = []
+                for terminal in [Int32(1), 2] {
+                    var pipe: [Int32] = [-1, -1]
+                    guard berth_pipe2(&pipe, O_CLOEXEC) == 0 else { throw BerthError.system("create an output pipe") }
+                    closeAfterClone.append(pipe[1])
+                    fds.append(pipe[1])
+                    copiers.append(OutputCopier(source: pipe[0], terminal: terminal, log: fcntl(log, F_DUPFD_CLOEXEC, 0)))
+                }
+                processStdio = ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .fd(fds[0]), stderr: .fd(fds[1]))
+            }
+
+            let process = try ContainerProcess.create(spec, stdio: processStdio, security: security,
+                                                      options: ContainerProcess.Options(parentDeathSignal: SIGKILL))
+            for fd in closeAfterClone { close(fd) }
+            closeAfterClone = []
+            rollback.record("container process \(process.pid)") {
+                try? process.kill(SIGKILL)
+                _ = try? process.wait()
+            }
+            runtime.process = ProcessIdentity.of(pid: process.pid)
+            StepTrace.mark("clone")
+            try cgroup.add(pid: process.pid)
+
+            if let net {
+                let namespace = try NetworkNamespace.open(pid: process.pid)
+                let endpoint: Endpoint
+                do {
+                    defer { namespace.close() }
+                    let hostName = runtime.hostInterface
+                    endpoint = try host.run {
+                        try net.attach(namespace, address: config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: hostName)
+                    }
+                }
+                runtime.endpoint = endpoint
+                try saveRuntime(runtime, id)
+                rollback.record("endpoint \(endpoint)") { try self.releaseEndpoint(endpoint, deleteVeth: true) }
+                StepTrace.mark("attach")
+                // The child may already have bind-mounted the file: rewrite it in place (same inode).
+                let extra = try config.extraHosts.map(HostsEntry.init(addHost:))
+                try Self.overwrite(files.hosts, HostsFile.content(hostname: record.hostname, domainname: config.domainname,
+                                                                  address: endpoint.address.address, extraHosts: extra, links: links))
+
+                if !bindings.isEmpty {
+                    let allocator = try portAllocator()
+                    let ports = try host.run { try allocator.allocate(owner: id.full, bindings) }
+                    StepTrace.mark("host ports")
+                    rollback.record("host ports") { _ = try allocator.release(owner: id.full) }
+                    let mappings = zip(bindings, ports).map { b, port in
+                        PortMapping(proto: b.proto, hostIP: b.hostIP, hostPort: port, containerIP: endpoint.address.address,
+                                    containerPort: b.containerPort, bridge: net.bridge, loopbackDNAT: !options.userlandProxy)
+                    }
+                    runtime.mappings = mappings
+                    try saveRuntime(runtime, id)
+                    StepTrace.mark("runtime record")
+                    try host.run { try net.firewall.addPortMappings(mappings) }
+                    StepTrace.mark("port rules")
+                    rollback.record("port rules") { try self.host.run { try net.firewall.removePortMappings(mappings) } }
+                    if options.userlandProxy {
+                        let proxy = try userlandProxy()
+                        let proxied = mappings.filter { $0.proto != .sctp }
+                        try host.run { try proxy.publish(proxied) }
+                        StepTrace.mark("proxy listeners")
+                        rollback.record("proxy listeners") { for m in proxied { proxy.unpublish(m) } }
+                    }
+                }
+            } else {
+                try saveRuntime(runtime, id)
+            }
+
+            try process.start()
+            StepTrace.mark("release child")
+
+            let started = try store.updateState(of: id) { s in
+                s.status = .running
+                s.pid = process.pid
+                s.exitCode = 0
+                s.error = ""
+                s.startedAt = .now()
+                s.finishedAt = .zero
+                s.ipAddress = runtime.endpoint?.address.address.description
+                s.ipPrefixLength = runtime.endpoint.map { Int($0.address.prefixLength) }
+                s.gateway = runtime.endpoint?.gateway.description
+                s.macAddress = runtime.endpoint?.macAddress.description
+                s.vethName = runtime.endpoint?.hostInterface
+                s.ports = runtime.mappings.map {
+                    PublishedPort(hostIP: $0.hostIP.description, hostPort: $0.hostPort, containerPort: $0.containerPort,
+                                  proto: $0.proto.rawValue)
+                }
+                s.cgroupName = runtime.cgroup
+                s.rootfsPath = rootfs.mergedDir
+                s.monitorPid = runtime.owner.pid
+                s.linkTargets = links.map { LinkedContainer(alias: $0.alias, target: $0.target.id) }
+            }
+            rollback.commit()
+            if let address = runtime.endpoint?.address.address {
+                _ = try? store.refreshHostsOfContainersLinking(to: id, address: address)
+            }
+            return RunningContainer(engine: self, id: id, process: process, runtime: runtime, state: started, copiers: copiers)
+        } catch {
+            let failures = rollback.unwind()
+            for c in copiers { c.join(timeout: 0.5) }
+            _ = try? store.updateState(of: id) { s in
+                s.status = s.status == .running ? .exited : s.status
+                s.error = "\(error)"
+            }
+            guard !failures.isEmpty else { throw error }
+            if var e = error as? BerthError {
+                e.message += " (and rollback failed: \(failures.joined(separator: "; ")))"
+                throw e
+            }
+            throw BerthError(.system, "\(error) (and rollback failed: \(failures.joined(separator: "; ")))")
+        }
+    }
+
+    /// The port bindings of `-p` and `-P` (every exposed port not already published with `-p`).
+    func portBindings(_ config: ContainerConfig) throws -> [PortBinding] {
+        var bindings = try PortSpec.parse(config.portSpecs).flatMap(\.bindings)
+        if config.publishAll {
+            let exposed = try config.exposedPorts.flatMap { try BerthPortMapper.ExposedPort.parse(expose: $0) }
+            let covered = Set(bindings.map { "\($0.containerPort)/\($0.proto)" })
+            bindings += PortSpec.publishAll(exposed).filter { !covered.contains("\($0.containerPort)/\($0.proto)") }
+        }
+        return bindings
+    }
+
+    /// The OCI-style spec of a container.
+    func containerSpec(_ record: ContainerRecord, rootfs: String, files: NetworkFiles, links: [ResolvedLink],
+                       mode: NetworkMode, joinedNetwork: String?) throws -> ContainerSpec {
+        let config = record.config
+        let environment = ContainerEnvironment.build(hostname: record.hostname, tty: config.tty,
+                                                     links: links.environment(linkingContainerName: record.name),
+                                                     configured: config.env)
+        var spec = ContainerSpec.make(rootfs: rootfs, args: config.argv, env: environment)
+        spec.process?.env = environment
+        spec.process?.cwd = config.workingDir.isEmpty ? "/" : config.workingDir
+        let ids = try UserSpec(parsing: config.user).resolve(rootfs: rootfs)
+        spec.process?.user = ContainerSpec.User(uid: ids.uid, gid: ids.gid)
+        spec.hostname = record.hostname
+        spec.root?.readonly = config.readOnlyRootfs
+        // As runc's default spec: the cgroup hierarchies, read-only.
+        var mounts = (spec.mounts ?? []) + [ContainerSpec.Mount(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup",
+                                                                options: ["nosuid", "noexec", "nodev", "relatime", "ro"])]
+        for (file, destination) in [(files.hosts, "/etc/hosts"), (files.hostname, "/etc/hostname"),
+                                    (files.resolvConf, "/etc/resolv.conf")] {
+            mounts.append(ContainerSpec.Mount(destination: destination, type: "bind", source: file, options: ["bind", "rw"]))
+        }
+        for m in record.state.mounts {
+            var options = ["rbind", m.rw ? "rw" : "ro"]
+            if !m.propagation.isEmpty { options.append(m.propagation) }
+            try populateVolume(m, rootfs: rootfs)
+            mounts.append(ContainerSpec.Mount(destination: m.destination, type: "bind", source: m.source, options: options))
+        }
+        spec.mounts = mounts
+        switch mode {
+        case .host:
+            // The namespace playing the host (a sandbox in tests), or the caller's own.
+            spec.setNamespace(.network, options.hostNamespace.map { ContainerSpec.Namespace(.network, path: $0.path) })
+        case .container:
+            spec.setNamespace(.network, ContainerSpec.Namespace(.network, path: joinedNetwork))
+        case .bridge, .none:
+            break
+        }
+        return spec
+    }
+
+    /// `NetworkFiles.write` without the fsyncs: the files are regenerated at every start, so a
+    /// crash can lose them without harm, and a start saves three disk flushes.
+    func writeNetworkFiles(_ record: ContainerRecord, links: [ResolvedLink], in directory: String,
+                           hostResolvConf: String) throws -> NetworkFiles {
+        let c = record.config
+        let extra = try c.extraHosts.map(HostsEntry.init(addHost:))
+        let files = NetworkFiles(hosts: directory + "/hosts", hostname: directory + "/hostname",
+                                 resolvConf: directory + "/resolv.conf")
+        let address = record.state.ipAddress.flatMap(IPv4Address.init)
+        try Self.replace(files.hosts, HostsFile.content(hostname: record.hostname, domainname: c.domainname, address: address,
+                                                        extraHosts: extra, links: links))
+        try Self.replace(files.hostname, HostnameFile.content(hostname: record.hostname))
+        try Self.replace(files.resolvConf, BerthLinks.ResolvConf.content(host: hostResolvConf, dns: c.dns, search: c.dnsSearch,
+                                                                         options: c.dnsOptions))
+        return files
+    }
+
+    /// Writes a new file and renames it over `path` (atomic for readers, no fsync).
+    static func replace(_ path: String, _ text: String) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BerthError.system("create \(temporary)") }
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { close(fd); unlink(temporary); throw BerthError.system("write \(temporary)") }
+            off += n
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else { unlink(temporary); throw BerthError.system("rename \(temporary) to \(path)") }
+    }
+
+    /// Replaces a file's content keeping its inode (it may be bind-mounted into the container).
+    static func overwrite(_ path: String, _ text: String) throws {
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard fd >= 0 else { throw BerthError.system("open \(path)") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BerthError.system("write \(path)") }
+            off += n
+        }
+    }
+
+    /// Docker copies the image's content at a volume's path into a new, empty volume.
+    func populateVolume(_ mount: MountPoint, rootfs: String) throws {
+        guard mount.type == .volume else { return }
+        let inImage = rootfs + mount.destination
+        guard FileIO.isDirectory(inImage), FileIO.isDirectory(mount.source),
+              (try directoryEntries(mount.source)).isEmpty, !(try directoryEntries(inImage)).isEmpty else { return }
+        _ = try Command.check("cp", ["-a", inImage + "/.", mount.source + "/"])
+    }
+}

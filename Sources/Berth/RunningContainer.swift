@@ -1,0 +1,50 @@
+import BerthNamespaces
+import BerthSystem
+import Foundation
+
+/// A container this process started and owns. A thread reaps its process; when it exits, the
+/// engine releases what it held (published ports, address lease, cgroup, rootfs mount), records
+/// the exit code and, for `--rm`, removes the container.
+public final class RunningContainer: @unchecked Sendable {
+    /// The container.
+    public let id: ContainerID
+    /// Its init process in this pid namespace.
+    public let pid: Int32
+    /// The state right after it started (address, ports…).
+    public let startedState: ContainerState
+    private let process: ContainerProcess
+    private let finished = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var exitCode: Int32?
+
+    init(engine: Engine, id: ContainerID, process: ContainerProcess, runtime: ContainerRuntime, state: ContainerState,
+         copiers: [OutputCopier]) {
+        self.id = id
+        self.pid = process.pid
+        self.process = process
+        self.startedState = state
+        let thread = Thread { [self] in
+            let status = (try? process.wait()) ?? .signaled(9)
+            let code = engine.finish(id: id, runtime: runtime, status: status)
+            for c in copiers { c.join() }
+            lock.withLock { exitCode = code }
+            finished.signal()
+        }
+        thread.start()
+    }
+
+    /// Waits until the container has exited and its resources are released.
+    /// - Returns: The exit code (128 + signal when a signal killed it).
+    @discardableResult
+    public func wait() -> Int32 {
+        finished.wait()
+        finished.signal()
+        return lock.withLock { exitCode ?? 137 }
+    }
+
+    /// Sends a signal to the container's init process.
+    /// - Parameter signal: The signal (SIGTERM by default).
+    public func kill(_ signal: Int32 = SIGTERM) throws {
+        try process.kill(signal)
+    }
+}
