@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthCgroups
 import BerthNamespaces
 import BerthSystem
 import CBerthShim
@@ -102,39 +103,59 @@ struct SecurityBench: ParsableCommand {
             variants.append(("seccomp, \(program) (\(bytes.count / 8) insns)", ProcessSecurity(seccompFilter: bytes)))
         }
         let defaultsIndex = 5
+        let plain = variants.count
+        // The same with a cgroup, as berth-ns and the engine start containers: the parent adds the
+        // child to every v1 hierarchy (several ms) while the child waits at the sync point.
+        variants.append(("unconfined, in a cgroup", ProcessSecurity()))
+        variants.append(("defaults, in a cgroup", full))
+        var counter = 0
+        let prefix = uniqueName("bsec")
         var samples = [[Double]](repeating: [], count: variants.count)
         var cpu = [[Double]](repeating: [], count: variants.count)
         // Each round starts with a different variant, so that whatever one start leaves for the
-        // kernel to finish (namespace and filter teardown) lands on every variant alike.
-        for i in 0..<(containers + 2) {
-            for k in 0..<variants.count {
-                let v = (i + k) % variants.count
-                let variant = variants[v]
-                let cpu0 = Self.childrenCPUMillis()
-                let t = try timeMillis {
-                    let security = v == defaultsIndex ? try SecurityOptions().resolve() : variant.1
-                    _ = try ContainerProcess.run(spec, stdio: .null, security: security)
-                }
-                if i >= 2 {  // two warm-up rounds
-                    samples[v].append(t)
-                    cpu[v].append(Self.childrenCPUMillis() - cpu0)
+        // kernel to finish (namespace and filter teardown) lands on every variant alike; the
+        // starts with a cgroup are a second group, rotated on its own.
+        let groups = [Array(0..<plain), Array(plain..<variants.count)]
+        for group in groups {
+            for i in 0..<(containers + 2) {
+                for k in 0..<group.count {
+                    let v = group[(i + k) % group.count]
+                    let variant = variants[v]
+                    let cpu0 = Self.childrenCPUMillis()
+                    let t = try timeMillis {
+                        let security = v == defaultsIndex ? try SecurityOptions().resolve() : variant.1
+                        if v < plain {
+                            _ = try ContainerProcess.run(spec, stdio: .null, security: security)
+                        } else {
+                            counter += 1
+                            let cgroup = try Cgroup.create(name: "\(prefix)-\(counter)", limits: CgroupLimits())
+                            defer { try? cgroup.killAll(); try? cgroup.destroy() }
+                            _ = try ContainerProcess.run(spec, stdio: .null, security: security) { try cgroup.add(pid: $0.pid) }
+                        }
+                    }
+                    if i >= 2 {  // two warm-up rounds
+                        samples[v].append(t)
+                        cpu[v].append(Self.childrenCPUMillis() - cpu0)
+                    }
                 }
             }
         }
-        let base = median(samples[0])
-        let baseQ = quartile(samples[0])
-        let baseCPU = mean(cpu[0])
+        var base = median(samples[0])
+        var baseQ = quartile(samples[0])
+        var baseCPU = mean(cpu[0])
         print("container start of /bin/true: wall-clock median and first quartile; the child's CPU time (mean of")
         print("user+sys from getrusage(RUSAGE_CHILDREN): less disturbed by other load than wall-clock)")
         for (v, variant) in variants.enumerated() {
+            if v == plain { (base, baseQ, baseCPU) = (median(samples[v]), quartile(samples[v]), mean(cpu[v])) }
             let m = median(samples[v])
             let q = quartile(samples[v])
             let c = mean(cpu[v])
             var label = variant.0 + ":"
             while label.count < 48 { label += " " }
-            print("\(label)median \(fmt(m, 3)) ms" + (v == 0 ? "" : " (+\(fmt(m - base, 3)))")
-                  + ", p25 \(fmt(q, 3)) ms" + (v == 0 ? "" : " (+\(fmt(q - baseQ, 3)))")
-                  + ", child CPU \(fmt(c, 3)) ms" + (v == 0 ? "" : " (+\(fmt(c - baseCPU, 3)))"))
+            let isBase = v == 0 || v == plain
+            print("\(label)median \(fmt(m, 3)) ms" + (isBase ? "" : " (+\(fmt(m - base, 3)))")
+                  + ", p25 \(fmt(q, 3)) ms" + (isBase ? "" : " (+\(fmt(q - baseQ, 3)))")
+                  + ", child CPU \(fmt(c, 3)) ms" + (isBase ? "" : " (+\(fmt(c - baseCPU, 3)))"))
         }
     }
 
