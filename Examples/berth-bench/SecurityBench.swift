@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthCgroups
 import BerthNamespaces
 import BerthSystem
 import CBerthShim
@@ -22,8 +23,21 @@ struct SecurityBench: ParsableCommand {
     @Option(help: "Container starts per variant (0 skips the container comparison).")
     var containers = 40
 
+    @Option(help: "Write the default profile's compiled BPF program (raw struct sock_filter) to this file and exit.")
+    var dumpProgram: String?
+
+    @Option(help: "Also start containers with this BPF program (raw struct sock_filter, e.g. an older --dump-program).")
+    var program: String?
+
     func run() throws {
         let caps = CapabilitySet.dockerDefault
+        if let dumpProgram {
+            let program = try SeccompCompiler.compile(.dockerDefault, capabilities: caps)
+            try FileIO.writeAtomically(dumpProgram, program, mode: 0o600)
+            let native = try SeccompCompiler.compile(SeccompProfile.dockerDefault.restrictedToNativeArchitecture(), capabilities: caps)
+            try FileIO.writeAtomically(dumpProgram + ".native", native, mode: 0o600)
+            return
+        }
         var compile: [Double] = []
         var program: [UInt8] = []
         for _ in 0..<iterations {
@@ -76,31 +90,89 @@ struct SecurityBench: ParsableCommand {
         let full = try SecurityOptions().resolve()
         let nativeOnly = SeccompProfile.dockerDefault.restrictedToNativeArchitecture()
         let nativeProgram = try SeccompCompiler.compile(nativeOnly, capabilities: .dockerDefault)
-        let variants: [(String, ProcessSecurity)] = [
+        var variants: [(String, ProcessSecurity)] = [
             ("unconfined", ProcessSecurity()),
             ("capabilities only", ProcessSecurity(capabilities: full.capabilities)),
-            ("seccomp only", ProcessSecurity(seccompFilter: full.seccompFilter)),
+            ("seccomp only (\((full.seccompFilter?.count ?? 0) / 8) insns)", ProcessSecurity(seccompFilter: full.seccompFilter)),
             ("seccomp, native arch only (\(nativeProgram.count / 8) insns)", ProcessSecurity(seccompFilter: nativeProgram)),
             ("masked + read-only paths only", ProcessSecurity(maskedPaths: full.maskedPaths, readonlyPaths: full.readonlyPaths)),
             ("defaults (all of the above)", full),
         ]
+        if let program {
+            let bytes = try FileIO.readBytes(program)
+            variants.append(("seccomp, \(program) (\(bytes.count / 8) insns)", ProcessSecurity(seccompFilter: bytes)))
+        }
+        let defaultsIndex = 5
+        let plain = variants.count
+        // The same with a cgroup, as berth-ns and the engine start containers: the parent adds the
+        // child to every v1 hierarchy (several ms) while the child waits at the sync point.
+        variants.append(("unconfined, in a cgroup", ProcessSecurity()))
+        variants.append(("defaults, in a cgroup", full))
+        var counter = 0
+        let prefix = uniqueName("bsec")
         var samples = [[Double]](repeating: [], count: variants.count)
-        for i in 0..<(containers + 2) {
-            for (v, variant) in variants.enumerated() {
-                let t = try timeMillis {
-                    let security = v == variants.count - 1 ? try SecurityOptions().resolve() : variant.1
-                    _ = try ContainerProcess.run(spec, stdio: .null, security: security)
+        var cpu = [[Double]](repeating: [], count: variants.count)
+        // Each round starts with a different variant, so that whatever one start leaves for the
+        // kernel to finish (namespace and filter teardown) lands on every variant alike; the
+        // starts with a cgroup are a second group, rotated on its own.
+        let groups = [Array(0..<plain), Array(plain..<variants.count)]
+        for group in groups {
+            for i in 0..<(containers + 2) {
+                for k in 0..<group.count {
+                    let v = group[(i + k) % group.count]
+                    let variant = variants[v]
+                    let cpu0 = Self.childrenCPUMillis()
+                    let t = try timeMillis {
+                        let security = v == defaultsIndex ? try SecurityOptions().resolve() : variant.1
+                        if v < plain {
+                            _ = try ContainerProcess.run(spec, stdio: .null, security: security)
+                        } else {
+                            counter += 1
+                            let cgroup = try Cgroup.create(name: "\(prefix)-\(counter)", limits: CgroupLimits())
+                            defer { try? cgroup.killAll(); try? cgroup.destroy() }
+                            _ = try ContainerProcess.run(spec, stdio: .null, security: security) { try cgroup.add(pid: $0.pid) }
+                        }
+                    }
+                    if i >= 2 {  // two warm-up rounds
+                        samples[v].append(t)
+                        cpu[v].append(Self.childrenCPUMillis() - cpu0)
+                    }
                 }
-                if i >= 2 { samples[v].append(t) }  // two warm-up rounds
             }
         }
-        let base = median(samples[0])
+        var base = median(samples[0])
+        var baseQ = quartile(samples[0])
+        var baseCPU = mean(cpu[0])
+        print("container start of /bin/true: wall-clock median and first quartile; the child's CPU time (mean of")
+        print("user+sys from getrusage(RUSAGE_CHILDREN): less disturbed by other load than wall-clock)")
         for (v, variant) in variants.enumerated() {
+            if v == plain { (base, baseQ, baseCPU) = (median(samples[v]), quartile(samples[v]), mean(cpu[v])) }
             let m = median(samples[v])
-            var label = "container start /bin/true, " + variant.0 + ":"
-            while label.count < 62 { label += " " }
-            print("\(label)\(fmt(m, 3)) ms" + (v == 0 ? "" : "  (+\(fmt(m - base, 3)) ms)"))
+            let q = quartile(samples[v])
+            let c = mean(cpu[v])
+            var label = variant.0 + ":"
+            while label.count < 48 { label += " " }
+            let isBase = v == 0 || v == plain
+            print("\(label)median \(fmt(m, 3)) ms" + (isBase ? "" : " (+\(fmt(m - base, 3)))")
+                  + ", p25 \(fmt(q, 3)) ms" + (isBase ? "" : " (+\(fmt(q - baseQ, 3)))")
+                  + ", child CPU \(fmt(c, 3)) ms" + (isBase ? "" : " (+\(fmt(c - baseCPU, 3)))"))
         }
+    }
+
+    func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+
+    /// User + system CPU time of all reaped children so far, in milliseconds.
+    static func childrenCPUMillis() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        func ms(_ t: timeval) -> Double { Double(t.tv_sec) * 1000 + Double(t.tv_usec) / 1000 }
+        return ms(usage.ru_utime) + ms(usage.ru_stime)
+    }
+
+    /// The first quartile: less disturbed by other load than the median on a shared machine.
+    func quartile(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 4]
     }
 
     final class Job: @unchecked Sendable {

@@ -87,7 +87,7 @@ struct BerthNS: ParsableCommand {
             }
         }
         if let usernsRemap { try remap(&spec, usernsRemap) }
-        let security = try securitySettings(spec, fromBundle: bundle != nil)
+        let (security, deviceRules) = try securitySettings(spec, fromBundle: bundle != nil)
         let limits = try cgroupLimits(spec)
 
         // Signals for the container go through us: block them here (before any thread exists, so
@@ -97,13 +97,17 @@ struct BerthNS: ParsableCommand {
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&forwarded, s) }
         pthread_sigmask(SIG_BLOCK, &forwarded, nil)
 
-        var cgroup: Cgroup? = nil
-        if !limits.isEmpty { cgroup = try Cgroup.create(name: "berth-ns-\(uniqueName("c"))", limits: limits) }
-        defer {
-            if let cgroup { try? cgroup.killAll(); try? cgroup.destroy() }
+        // Every container gets a cgroup, if only for the device policy: the defaults grant
+        // CAP_MKNOD, and without the devices controller's allow-list a container could mknod the
+        // host's disk and read it. The rules are in place before the child is added (at the sync
+        // point, before it execs).
+        let cgroup = try Cgroup.create(name: "berth-ns-\(uniqueName("c"))", limits: limits)
+        defer { try? cgroup.killAll(); try? cgroup.destroy() }
+        if try !DeviceRule.apply(deviceRules, toCgroupPaths: cgroup.paths) {
+            note("no cgroup v1 devices controller on this host: the container's device access is not restricted")
         }
         let container = try ContainerProcess.spawn(spec, stdio: .inherit, security: security, options: .init(parentDeathSignal: SIGKILL)) { c in
-            try cgroup?.add(pid: c.pid)
+            try cgroup.add(pid: c.pid)
         }
         SignalForwarder.start(set: forwarded, to: container)
         return try container.wait()
@@ -137,14 +141,16 @@ struct BerthNS: ParsableCommand {
     /// Docker's defaults (capabilities, seccomp profile, masked and read-only paths) relaxed or
     /// tightened by the flags. A bundle's config.json keeps the authority over what it states
     /// (its capabilities, paths, no_new_privs and seccomp profile) unless --privileged is given.
-    private func securitySettings(_ spec: ContainerSpec, fromBundle: Bool) throws -> ProcessSecurity {
+    /// Also returns the device policy for the cgroup (Docker's allow-list, every device under
+    /// --privileged).
+    private func securitySettings(_ spec: ContainerSpec, fromBundle: Bool) throws -> (ProcessSecurity, [DeviceRule]) {
         let options = try SecurityOptions(securityOpts: securityOpt, capAdd: capAdd, capDrop: capDrop, privileged: privileged)
         var security = try options.resolve()
         if let caps = security.capabilities, spec.process?.user.uid ?? 0 != 0 {
             // As Docker does (and as execve would): a non-root user keeps the bounding set only.
             security.capabilities = CapabilityMasks(bounding: caps.bounding, effective: 0, permitted: 0)
         }
-        guard fromBundle, !privileged else { return security }
+        guard fromBundle, !privileged else { return (security, options.deviceRules) }
         let stated = try spec.processSecurity()
         if spec.process?.capabilities != nil && capAdd.isEmpty && capDrop.isEmpty { security.capabilities = stated.capabilities }
         if spec.process?.noNewPrivileges == true { security.noNewPrivileges = true }
@@ -153,7 +159,7 @@ struct BerthNS: ParsableCommand {
         if spec.linux?.seccomp != nil && !securityOpt.contains(where: { $0.hasPrefix("seccomp") }) {
             security.seccompFilter = stated.seccompFilter
         }
-        return security
+        return (security, options.deviceRules)
     }
 
     /// `--userns-remap HOSTID[:SIZE]`: a new user namespace mapping 0..SIZE-1 to HOSTID.. for both

@@ -119,23 +119,39 @@ public enum SeccompCompiler {
     }
 
     /// The architectures to filter: OCI's list as given, or Docker's archMap entry for the native
-    /// architecture (native plus its sub-architectures), or just the native one.
+    /// architecture (native plus its sub-architectures), or just the native one — less the
+    /// sub-architectures the running kernel cannot execute at all (see ``kernelRuns(_:)``).
     static func architectures(of profile: SeccompProfile) throws -> [SeccompArchitecture] {
         if let list = profile.architectures, !list.isEmpty {
-            return try list.map { name in
+            let all = try list.map { name in
                 guard let a = SeccompArchitecture(name: name) else {
                     throw BerthError(.invalidArgument, "unknown architecture \"\(name)\"")
                 }
                 return a
             }
+            let runnable = all.filter(kernelRuns)
+            return runnable.isEmpty ? all : runnable
         }
         let native = seccomp_arch_native()
         for entry in profile.archMap ?? [] {
             guard let arch = SeccompArchitecture(name: entry.architecture), arch.token == native else { continue }
-            return [arch] + entry.subArchitectures.compactMap(SeccompArchitecture.init(name:))
+            return [arch] + entry.subArchitectures.compactMap(SeccompArchitecture.init(name:)).filter(kernelRuns)
         }
         return []
     }
+
+    /// Whether the running kernel can execute system calls of `arch` at all. Only x32 is ever
+    /// answered `false`: most kernels (Debian's, Fedora's, this test VM's) are built without
+    /// CONFIG_X86_X32_ABI, and then an x32 section in the program is dead weight — a third of
+    /// Docker's amd64 program, and the kernel's install cost grows with the program's length.
+    /// Without the section an x32 system call (`nr | 0x40000000`) hits libseccomp's "bad
+    /// architecture" action (kill) instead of the kernel's ENOSYS: either way it never runs.
+    static func kernelRuns(_ arch: SeccompArchitecture) -> Bool {
+        arch.token != SCMP_ARCH_X32 || kernelRunsX32
+    }
+
+    /// Probed once per process: an x32 `getpid` answers ENOSYS on kernels without x32.
+    static let kernelRunsX32: Bool = berth_kernel_runs_x32() != 0
 
     /// Exports the filter's BPF into a memfd (libseccomp 2.5 cannot export to memory) and reads it back.
     private static func export(_ ctx: scmp_filter_ctx) throws -> [UInt8] {

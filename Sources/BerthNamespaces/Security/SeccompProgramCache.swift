@@ -88,13 +88,15 @@ public final class SeccompProgramCache: Sendable {
         try? FileIO.writeAtomically(path, bytes, mode: 0o600)
     }
 
-    /// What every key starts with: the format, libseccomp's version and the native architecture.
+    /// What every key starts with: the format, libseccomp's version, the native architecture and
+    /// whether the kernel runs x32.
     static let keyPrefix: [UInt8] = {
         var v = "?"
         if let version = seccomp_version() {
             v = "\(version.pointee.major).\(version.pointee.minor).\(version.pointee.micro)"
         }
-        return Array("berth-seccomp 1|libseccomp \(v)|native \(seccomp_arch_native())|".utf8)
+        // The architectures filtered depend on what the kernel runs (x32), not only on its version.
+        return Array("berth-seccomp 2|libseccomp \(v)|native \(seccomp_arch_native())|x32 \(SeccompCompiler.kernelRunsX32)|".utf8)
     }()
 
     /// Everything the compiled program depends on, as bytes.

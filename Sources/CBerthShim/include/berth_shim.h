@@ -196,4 +196,8 @@ int berth_sync_release(int fd);
 /* Reads /proc/sys/kernel/cap_last_cap (40 when unreadable). */
 int berth_cap_last_cap(void);
 
+/* abi_probe.c: 1 when the kernel executes x32 system calls (x86_64 built with
+ * CONFIG_X86_X32_ABI), 0 when it answers ENOSYS or the machine is not x86_64. */
+int berth_kernel_runs_x32(void);
+
 #endif
