@@ -88,9 +88,14 @@ extension Engine {
 
             let spec = try containerSpec(record, rootfs: rootfs.mergedDir, files: files, links: links, mode: mode,
                                          joinedNetwork: joinedNetwork)
-            let security = try SecurityOptions(securityOpts: config.securityOpt, capAdd: config.capAdd, capDrop: config.capDrop,
-                                               privileged: config.privileged).resolve(cache: seccompCache)
-                                               StepTrace.mark("spec + security")
+            let securityOptions = try SecurityOptions(securityOpts: config.securityOpt, capAdd: config.capAdd,
+                                                      capDrop: config.capDrop, privileged: config.privileged)
+            let security = try securityOptions.resolve(cache: seccompCache)
+            // Docker's device allow-list (all devices under --privileged) on the v1 devices
+            // controller, before the process joins the cgroup: MKNOD is a default capability, so
+            // without it a container could create and open the host's disks.
+            _ = try DeviceRule.apply(securityOptions.deviceRules, toCgroupPaths: cgroup.paths)
+            StepTrace.mark("spec + security")
             let processStdio: ProcessStdio
             switch stdio {
             case .custom(let s):

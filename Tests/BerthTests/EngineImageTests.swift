@@ -33,3 +33,19 @@ import Testing
         #expect(out.contains("No such file"))
     }
 }
+
+@Suite struct EngineDeviceTests {
+    /// MKNOD is a default capability, so only the devices cgroup stands between a container and a
+    /// node it makes for a host block device. Loop 7:0 is used because this sandboxed machine
+    /// refuses its root disk even to the host's root (see DeviceCgroupTests).
+    @Test func defaultContainersCannotOpenBlockDevicesTheyCreate() throws {
+        let f = try EngineFixture()
+        defer { f.remove() }
+        let out = try f.output(["sh", "-c",
+            "mknod /tmp/loop b 7 0 && echo made; head -c 1 /tmp/loop >/dev/null 2>/tmp/err; echo open=$?; cat /tmp/err; head -c 4 /dev/zero | wc -c"])
+        #expect(out.contains("made"))
+        #expect(out.contains("open=1"))
+        #expect(out.contains("Operation not permitted"))
+        #expect(out.contains("4"), "ordinary device nodes still work")
+    }
+}
