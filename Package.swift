@@ -76,7 +76,11 @@ let package = Package(
             path: "Examples/berth-layers", swiftSettings: strict),
         .executableTarget(name: "berth", dependencies: ["Berth", "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthImageLayers",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Examples/berth", swiftSettings: strict),
+            path: "Examples/berth",
+            // Statically linked Swift runtime and Foundation: loading and relocating the shared
+            // ones cost ~10 ms at every start of the CLI (berth run --rm measures it; issue 6).
+            swiftSettings: strict + [.unsafeFlags(["-static-stdlib"])],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(name: "berth-bench", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",
             "BerthPortMapper", "BerthImageLayers", "BerthNetwork",

@@ -17,9 +17,14 @@ extension Engine {
     func finish(id: ContainerID, runtime: ContainerRuntime, status: ExitStatus) -> Int32 {
         StepTrace.mark("container ran")
         // The veth dies with the namespace, unless a `--network container:` joiner keeps it alive.
-        _ = release(runtime, id: id, deleteVeth: runtime.endpoint != nil && networkIsShared(id))
-        StepTrace.mark("release")
         let record = try? store.load(id)
+        // With --rm the rootfs goes while the port rules are removed (both take milliseconds).
+        let meanwhile: () -> Void = record?.config.autoRemove == true ? { [self] in
+            if (try? layers.containerRootfs(name: id.full)) != nil { try? layers.removeContainerRootfs(name: id.full) }
+            StepTrace.mark("remove rootfs (during release)")
+        } : {}
+        _ = release(runtime, id: id, deleteVeth: runtime.endpoint != nil && networkIsShared(id), meanwhile: meanwhile)
+        StepTrace.mark("release")
         if record?.config.autoRemove == true, (try? removeStopped(id, removeVolumes: true)) != nil {
             StepTrace.mark("remove")
             return status.code
@@ -48,32 +53,39 @@ extension Engine {
     /// Releases what a runtime record names; keeps going after failures and returns them.
     /// - Parameter deleteVeth: Delete the veth explicitly. Without it the kernel deletes it with the
     ///   container's network namespace (deleting it costs tens of milliseconds).
-    func release(_ runtime: ContainerRuntime, id: ContainerID, deleteVeth: Bool) -> [String] {
+    ///   - meanwhile: Runs once the rootfs is unmounted, while the port rules are being removed on
+    ///     another thread (the runtime record, which names them, goes only after both).
+    func release(_ runtime: ContainerRuntime, id: ContainerID, deleteVeth: Bool, meanwhile: () -> Void = {}) -> [String] {
         var problems: [String] = []
         func attempt(_ what: String, _ body: () throws -> Void) {
             do { try body() } catch { problems.append("\(what): \(error)") }
         }
         StepTrace.mark("release: begin")
+        // Port rules and host ports: on their own thread (removing iptables rules costs tens of ms).
+        var ports: BackgroundWork?
+        if !runtime.mappings.isEmpty || !((try? store.load(id))?.config.portSpecs.isEmpty ?? true)
+            || (try? store.load(id))?.config.publishAll == true {
+            if runtime.proxied, let proxy = existingProxy { for m in runtime.mappings { proxy.unpublish(m) } }
+            ports = BackgroundWork { [self] in
+                var problems: [String] = []
+                if !runtime.mappings.isEmpty {
+                    do {
+                        let net = try network()
+                        try host.run { try net.firewall.removePortMappings(runtime.mappings) }
+                        StepTrace.mark("release: remove rules")
+                    } catch { problems.append("port rules: \(error)") }
+                }
+                do { _ = try portAllocator().release(owner: id.full) } catch { problems.append("host ports: \(error)") }
+                return problems
+            }
+        }
         attempt("cgroup \(runtime.cgroup)") {
             guard let cgroup = try? Cgroup.open(name: runtime.cgroup) else { return }
             // Killing freezes the group first (v1): skip it when the container left nothing behind.
             if (try? cgroup.processes().isEmpty) != true { try? cgroup.killAll() }
             try cgroup.destroy()
         }
-        if !runtime.mappings.isEmpty || !((try? store.load(id))?.config.portSpecs.isEmpty ?? true)
-            || (try? store.load(id))?.config.publishAll == true {
-            if runtime.proxied, let proxy = existingProxy { for m in runtime.mappings { proxy.unpublish(m) } }
-            if !runtime.mappings.isEmpty {
-                attempt("port rules") {
-                    let net = try network()
-                    StepTrace.mark("release: open network")
-                    try host.run { try net.firewall.removePortMappings(runtime.mappings) }
-                    StepTrace.mark("release: remove rules")
-                }
-            }
-            attempt("host ports") { _ = try portAllocator().release(owner: id.full) }
-        }
-        StepTrace.mark("release: cgroup + ports")
+        StepTrace.mark("release: cgroup")
         if let endpoint = runtime.endpoint {
             attempt("endpoint \(endpoint.hostInterface)") { try releaseEndpoint(endpoint, deleteVeth: deleteVeth) }
         } else if deleteVeth, let name = runtime.hostInterface {
@@ -84,6 +96,9 @@ extension Engine {
             guard let rootfs = try? layers.containerRootfs(name: runtime.rootfs) else { return }
             do { try rootfs.unmount() } catch { try rootfs.unmount(lazy: true) }
         }
+        meanwhile()
+        if let ports { problems += ports.join() }
+        StepTrace.mark("release: ports joined")
         unlink(runtimePath(id))
         return problems
     }

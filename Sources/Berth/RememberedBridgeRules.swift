@@ -1,6 +1,7 @@
 import BerthNetLink
 import BerthPortMapper
 import BerthSystem
+import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -17,27 +18,54 @@ import Glibc
 /// marker records where the rules were installed; a new boot, a new namespace or a re-created
 /// bridge (new interface index) does not match it, so the rules are installed again. Everything
 /// else is passed through.
-struct RememberedBridgeRules: Firewall {
+final class RememberedBridgeRules: Firewall {
     let inner: any Firewall
     /// The marker file (`<root>/network/bridge-rules-<bridge>`).
     let marker: String
 
     var kind: FirewallKind { inner.kind }
 
+    /// Set once this process has installed (or found installed) the bridge's rules: then Berth's
+    /// iptables chains and jumps exist and port rules go in without reading the rule set first.
+    let bridgeRulesInPlace = Mutex(false)
+
+    init(inner: any Firewall, marker: String) {
+        self.inner = inner
+        self.marker = marker
+    }
+
     func addBridgeRules(_ rules: BridgeRules) throws {
         let key = try? Self.key(rules)
-        if let key, let stored = try? FileIO.read(marker), stored == key { return }
+        if let key, let stored = try? FileIO.read(marker), stored == key {
+            bridgeRulesInPlace.withLock { $0 = true }
+            return
+        }
         try inner.addBridgeRules(rules)
+        bridgeRulesInPlace.withLock { $0 = true }
         if let key { try? Engine.replace(marker, key) }
     }
 
     func removeBridgeRules(_ rules: BridgeRules) throws {
+        bridgeRulesInPlace.withLock { $0 = false }
         unlink(marker)
         try inner.removeBridgeRules(rules)
     }
 
-    func addPortMappings(_ mappings: [PortMapping]) throws { try inner.addPortMappings(mappings) }
-    func removePortMappings(_ mappings: [PortMapping]) throws { try inner.removePortMappings(mappings) }
+    func addPortMappings(_ mappings: [PortMapping]) throws {
+        if let iptables = inner as? IptablesFirewall, bridgeRulesInPlace.withLock({ $0 }) {
+            try iptables.addPortMappings(chainsInPlace: mappings)
+        } else {
+            try inner.addPortMappings(mappings)
+        }
+    }
+
+    func removePortMappings(_ mappings: [PortMapping]) throws {
+        if let iptables = inner as? IptablesFirewall, bridgeRulesInPlace.withLock({ $0 }) {
+            try iptables.removePortMappings(chainsInPlace: mappings)
+        } else {
+            try inner.removePortMappings(mappings)
+        }
+    }
 
     /// Boot id, namespace inode (of the calling thread: the host's), bridge index and the rules.
     static func key(_ rules: BridgeRules) throws -> String {

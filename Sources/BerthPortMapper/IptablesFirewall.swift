@@ -31,14 +31,49 @@ public struct IptablesFirewall: Firewall {
         ConntrackFlush.flushUDP(mappings)
     }
 
+    /// ``addPortMappings(_:)`` for a caller that knows a bridge's rules are installed (so Berth's
+    /// chains and jumps exist, and stay: the bridge's rules keep them non-empty): applies the rules
+    /// without reading the rule set first (one `iptables-restore` instead of `iptables-save` +
+    /// `iptables-restore`). If the batch fails (a chain was deleted behind Berth's back), it falls
+    /// back to one computed batch that removes what of the mappings' rules went in and adds them
+    /// again (with chains and jumps), so a partly committed batch leaves no duplicates.
+    /// - Parameter mappings: The mappings to publish.
+    public func addPortMappings(chainsInPlace mappings: [PortMapping]) throws {
+        guard !mappings.isEmpty else { return }
+        let rules = mappings.flatMap(IptablesRules.port)
+        try FirewallLock.withLock {
+            let fast = IptablesRules.unchecked(adding: rules)
+            if (try? Command.run("iptables-restore", ["--noflush", "--wait"], input: fast))?.succeeded == true { return }
+            try applyLocked(adding: rules, removing: rules)
+        }
+    }
+
+    /// ``removePortMappings(_:)`` for a caller that knows a bridge's rules are installed (see
+    /// ``addPortMappings(chainsInPlace:)``): deletes the rules without reading the rule set first;
+    /// if that fails (a rule was already gone), falls back to the computed, idempotent removal.
+    /// - Parameter mappings: The mappings to withdraw.
+    public func removePortMappings(chainsInPlace mappings: [PortMapping]) throws {
+        guard !mappings.isEmpty else { return }
+        let rules = mappings.flatMap(IptablesRules.port)
+        try FirewallLock.withLock {
+            let fast = IptablesRules.unchecked(removing: rules)
+            if (try? Command.run("iptables-restore", ["--noflush", "--wait"], input: fast))?.succeeded == true { return }
+            try applyLocked(adding: [], removing: rules)
+        }
+        ConntrackFlush.flushUDP(mappings)
+    }
+
     /// Reads the current rule set, computes one restore batch and applies it, under the namespace lock.
     private func apply(adding: [IptablesRule], removing: [IptablesRule]) throws {
-        try FirewallLock.withLock {
-            let current = IptablesState(save: try Command.check("iptables-save", []).stdout)
-            let batch = IptablesRules.batch(current: current, adding: adding, removing: removing)
-            guard !batch.isEmpty else { return }
-            try Command.check("iptables-restore", ["--noflush", "--wait"], input: batch)
-        }
+        try FirewallLock.withLock { try applyLocked(adding: adding, removing: removing) }
+    }
+
+    /// ``apply(adding:removing:)`` with the namespace lock already held.
+    private func applyLocked(adding: [IptablesRule], removing: [IptablesRule]) throws {
+        let current = IptablesState(save: try Command.check("iptables-save", []).stdout)
+        let batch = IptablesRules.batch(current: current, adding: adding, removing: removing)
+        guard !batch.isEmpty else { return }
+        try Command.check("iptables-restore", ["--noflush", "--wait"], input: batch)
     }
 }
 
@@ -136,6 +171,19 @@ enum IptablesRules {
             ]
         }
         return r
+    }
+
+    /// The `iptables-restore --noflush` input that adds `adding` (or deletes `removing`) as they
+    /// are, assuming Berth's chains and jumps exist and, for deletion, that every rule is present.
+    static func unchecked(adding: [IptablesRule] = [], removing: [IptablesRule] = []) -> String {
+        var out = ""
+        for table in ["nat", "filter"] {
+            var body = removing.filter { $0.table == table }.map { "-D \($0.chain) \($0.spec)" }
+            body += adding.filter { $0.table == table }.map { $0.first ? "-I \($0.chain) 1 \($0.spec)" : "-A \($0.chain) \($0.spec)" }
+            guard !body.isEmpty else { continue }
+            out += "*\(table)\n" + body.joined(separator: "\n") + "\nCOMMIT\n"
+        }
+        return out
     }
 
     /// The `iptables-restore --noflush` input that turns `current` into current + adding − removing,
