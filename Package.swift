@@ -77,10 +77,7 @@ let package = Package(
         .executableTarget(name: "berth", dependencies: ["Berth", "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthImageLayers",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth",
-            // Statically linked Swift runtime and Foundation: loading and relocating the shared
-            // ones cost ~10 ms at every start of the CLI (berth run --rm measures it; issue 6).
-            swiftSettings: strict + [.unsafeFlags(["-static-stdlib"])],
-            linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+            swiftSettings: strict),
         .executableTarget(name: "berth-bench", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",
             "BerthPortMapper", "BerthImageLayers", "BerthNetwork",
