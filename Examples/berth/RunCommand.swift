@@ -1,6 +1,7 @@
 import ArgumentParser
 import Berth
 import BerthCgroups
+import BerthNamespaces
 import BerthSystem
 
 #if canImport(Glibc)
@@ -110,8 +111,8 @@ struct ContainerOptions: ParsableArguments {
 
     /// The configuration these flags describe.
     func config() throws -> ContainerConfig {
-        if tty { throw BerthError(.unsupported, "-t/--tty is not supported yet (use -i to pass stdin)") }
         var c = ContainerConfig(image: image, cmd: command)
+        c.tty = tty
         for file in envFile {
             guard let text = try? FileIO.read(file) else { throw BerthError(.notFound, "open \(file): no such file or directory") }
             for line in text.split(separator: "\n") {
@@ -184,13 +185,18 @@ struct RunCommand: ParsableCommand {
             }
             let running: RunningContainer
             do {
-                running = try engine.start(record.id, stdio: .terminal(interactive: container.interactive))
+                running = try engine.start(record.id, stdio: config.tty
+                    ? .pseudoTerminal(interactive: container.interactive, foreground: true)
+                    : .terminal(interactive: container.interactive))
             } catch {
                 if config.autoRemove { try? engine.remove(record.id.full, force: true) }
                 throw error
             }
             SignalForwarding.forward(to: running)
+            // -it: keystrokes (^C included) go to the container's terminal as they are typed.
+            let raw = config.tty && container.interactive ? RawTerminalMode(fd: 0) : nil
             let code = running.wait()
+            raw?.restore()
             StepTrace.mark("done")
             return code
         }
