@@ -82,7 +82,7 @@ struct ContainerOptions: ParsableArguments {
     @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Keep STDIN open.")
     var interactive = false
 
-    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY (not supported yet).")
+    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY.")
     var tty = false
 
     @Flag(name: .customLong("read-only"), help: "Mount the container's root filesystem as read only.")

@@ -67,6 +67,22 @@ import Glibc
         #expect(output.contains("is-23"), "\(output)")
     }
 
+    /// `run -d -t`: the monitor holds the master and logs what comes out of it; `exec -t` gives
+    /// the command a terminal too.
+    @Test func cliDetachedTerminalAndExec() throws {
+        let berth = try #require(berthExecutable(), "build the berth executable first")
+        let f = try EngineFixture()
+        defer { f.remove() }
+        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
+        _ = try f.host.sh("\(b) run -d -t --name tt busybox sh -c '[ -t 1 ] && echo detached-tty; sleep 100'")
+        defer { _ = try? f.host.sh("\(b) stop -t 0 tt; \(b) rm tt") }
+        for _ in 0..<100 where !((try? f.host.sh("\(b) logs tt")) ?? "").contains("detached-tty") { usleep(20_000) }
+        #expect(try f.host.sh("\(b) logs tt").contains("detached-tty\r\n"))
+        let exec = try f.host.sh("\(b) exec -t tt sh -c '[ -t 0 ] && [ -t 1 ] && echo exec-tty=$TERM'")
+        #expect(exec.contains("exec-tty=xterm\r\n"), "\(exec)")
+        #expect(try f.host.sh("\(b) exec tt sh -c '[ -t 1 ] || echo exec-notty'") == "exec-notty\n")
+    }
+
     private func readAll(_ master: Int32) -> String {
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
