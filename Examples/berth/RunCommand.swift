@@ -220,7 +220,8 @@ struct CreateCommand: ParsableCommand {
     }
 }
 
-/// Forwards SIGINT and SIGTERM received by a foreground `berth run` to the container.
+/// Forwards SIGINT and SIGTERM received by a foreground `berth run` to the container, and
+/// SIGWINCH as a resize of its terminal (`-t`).
 enum SignalForwarding {
     nonisolated(unsafe) static var target: RunningContainer?
 
@@ -228,6 +229,9 @@ enum SignalForwarding {
         target = running
         signal(SIGINT) { sig in try? SignalForwarding.target?.kill(sig) }
         signal(SIGTERM) { sig in try? SignalForwarding.target?.kill(sig) }
+        signal(SIGWINCH) { _ in
+            if let size = WindowSize.of(0) ?? WindowSize.of(1) { SignalForwarding.target?.resizeTerminal(size) }
+        }
     }
 }
 

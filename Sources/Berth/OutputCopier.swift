@@ -10,6 +10,9 @@ import Glibc
 /// own thread, until every writer has closed the pipe (`berth run` in the foreground).
 final class OutputCopier: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
+    /// The pty whose master this copier relays (``pseudoTerminal(logPath:interactive:foreground:)``).
+    /// Its master stays open until the container side hangs up.
+    private(set) var terminal: PseudoTerminal?
 
     /// Starts copying from `source` to `terminal` and `log` (both `source` and `log` are closed at the end).
     init(source: Int32, terminal: Int32, log: Int32) {
@@ -56,6 +59,7 @@ final class OutputCopier: @unchecked Sendable {
             throw error
         }
         let copier = OutputCopier(relay: relay, closing: [pty.master, log])
+        copier.terminal = pty
         return (.terminal(pty), copier, pty.slave)
     }
 
