@@ -51,6 +51,35 @@ func readUntilHangup(_ master: Int32) -> String {
         #expect(output.contains("got=abc"), "\(output)")
     }
 
+    /// `berth-ns -t` with a pty as its own terminal: raw mode, relay both ways, the container's status.
+    @Test func berthNSWithATerminal() throws {
+        let exe = try #require(berthNSExecutable(), "build berth-ns first")
+        let f = try ContainerFixture()
+        defer { withExtendedLifetime(f) {} }
+        let pty = try PseudoTerminal.open(size: WindowSize(rows: 24, columns: 80))
+        defer { close(pty.master) }
+        let args = [exe, "-t", "--rootfs", f.rootfs.path, "--", "/bin/sh"]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd in Int32(0)...2 { posix_spawn_file_actions_adddup2(&actions, pty.slave, fd) }
+        var pid: pid_t = 0
+        let rc = withCStrings(args) { argv in
+            withCStrings(currentEnvironment().map { "\($0.key)=\($0.value)" }) { envp in
+                posix_spawn(&pid, exe, &actions, nil, argv, envp)
+            }
+        }
+        try #require(rc == 0)
+        pty.closeSlave()
+        let input = Array("[ -t 0 ] && echo sid-$(cut -d' ' -f6 /proc/1/stat); exit 6\n".utf8)
+        #expect(write(pty.master, input, input.count) == input.count)
+        let output = readUntilHangup(pty.master)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect((status >> 8) & 0xff == 6, "\(output)")
+        #expect(output.contains("sid-1"), "\(output)")
+    }
+
     @Test func withoutATerminalStdioIsNotATTY() throws {
         let f = try ContainerFixture()
         let r = try f.run("if [ -t 0 ] || [ -t 1 ]; then echo tty; else echo notty; fi; echo sid=$(cut -d' ' -f6 /proc/1/stat)")
@@ -58,4 +87,18 @@ func readUntilHangup(_ master: Int32) -> String {
         #expect(r.output.hasPrefix("notty\n"), "\(r.output)")
         #expect(r.output != "notty\nsid=1\n")
     }
+}
+
+/// The berth-ns binary next to the test bundle.
+func berthNSExecutable() -> String? {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    guard n > 0 else { return nil }
+    var dir = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    while let slash = dir.lastIndex(of: "/") {
+        dir = String(dir[..<slash])
+        if dir.isEmpty || dir.hasSuffix("/.build") { break }
+        if FileIO.exists(dir + "/berth-ns") && !FileIO.isDirectory(dir + "/berth-ns") { return dir + "/berth-ns" }
+    }
+    return nil
 }
