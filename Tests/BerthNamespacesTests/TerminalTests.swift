@@ -22,6 +22,7 @@ func readUntilHangup(_ master: Int32) -> String {
 @Suite struct TerminalTests {
     @Test func processOnAPseudoTerminalHasItAsControllingTerminal() throws {
         let f = try ContainerFixture()
+        defer { withExtendedLifetime(f) {} }
         let pty = try PseudoTerminal.open(size: WindowSize(rows: 33, columns: 101))
         defer { close(pty.master) }
         let script = "[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty=yes; echo sid=$(cut -d' ' -f6 /proc/1/stat); "
@@ -40,6 +41,7 @@ func readUntilHangup(_ master: Int32) -> String {
 
     @Test func inputWrittenToTheMasterReachesTheProcess() throws {
         let f = try ContainerFixture()
+        defer { withExtendedLifetime(f) {} }
         let pty = try PseudoTerminal.open()
         defer { close(pty.master) }
         let c = try ContainerProcess.spawn(f.spec("read line; echo got=$line"), stdio: .terminal(pty))
