@@ -1,5 +1,6 @@
 import BerthNamespaces
 import BerthSystem
+import Foundation
 import Testing
 
 #if canImport(Glibc)
@@ -61,17 +62,7 @@ func readUntilHangup(_ master: Int32) -> String {
         let pty = try PseudoTerminal.open(size: WindowSize(rows: 24, columns: 80))
         defer { close(pty.master) }
         let args = [exe, "-t", "--rootfs", f.rootfs.path, "--", "/bin/sh"]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for fd in Int32(0)...2 { posix_spawn_file_actions_adddup2(&actions, pty.slave, fd) }
-        var pid: pid_t = 0
-        let rc = withCStrings(args) { argv in
-            withCStrings(currentEnvironment().map { "\($0.key)=\($0.value)" }) { envp in
-                posix_spawn(&pid, exe, &actions, nil, argv, envp)
-            }
-        }
-        try #require(rc == 0)
+        let pid = try spawnOnTerminal(args, pty)
         pty.closeSlave()
         let input = Array("[ -t 0 ] && echo sid-$(cut -d' ' -f6 /proc/1/stat); exit 6\n".utf8)
         #expect(write(pty.master, input, input.count) == input.count)
@@ -82,6 +73,26 @@ func readUntilHangup(_ master: Int32) -> String {
         #expect(output.contains("sid-1"), "\(output)")
     }
 
+    /// A bundle whose config.json has `process.terminal: true` gets a terminal without -t.
+    @Test func berthNSHonoursProcessTerminalInABundle() throws {
+        let exe = try #require(berthNSExecutable(), "build berth-ns first")
+        let f = try ContainerFixture()
+        defer { withExtendedLifetime(f) {} }
+        var spec = f.spec("[ -t 0 ] && [ -t 1 ] && echo bundle-tty")
+        spec.process?.terminal = true
+        let json = try JSONEncoder().encode(spec)
+        try FileIO.writeAtomically(f.rootfs.bundle + "/config.json", String(decoding: json, as: UTF8.self))
+        let pty = try PseudoTerminal.open()
+        defer { close(pty.master) }
+        let pid = try spawnOnTerminal([exe, "--bundle", f.rootfs.bundle], pty)
+        pty.closeSlave()
+        let output = readUntilHangup(pty.master)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("bundle-tty"), "\(output)")
+    }
+
     @Test func withoutATerminalStdioIsNotATTY() throws {
         let f = try ContainerFixture()
         let r = try f.run("if [ -t 0 ] || [ -t 1 ]; then echo tty; else echo notty; fi; echo sid=$(cut -d' ' -f6 /proc/1/stat)")
@@ -89,6 +100,22 @@ func readUntilHangup(_ master: Int32) -> String {
         #expect(r.output.hasPrefix("notty\n"), "\(r.output)")
         #expect(r.output != "notty\nsid=1\n")
     }
+}
+
+/// Spawns `args` with the slave of `pty` as its stdin, stdout and stderr.
+func spawnOnTerminal(_ args: [String], _ pty: PseudoTerminal) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd in Int32(0)...2 { posix_spawn_file_actions_adddup2(&actions, pty.slave, fd) }
+    var pid: pid_t = 0
+    let rc = withCStrings(args) { argv in
+        withCStrings(currentEnvironment().map { "\($0.key)=\($0.value)" }) { envp in
+            posix_spawn(&pid, args[0], &actions, nil, argv, envp)
+        }
+    }
+    guard rc == 0 else { throw BerthError(.system, "spawn \(args[0]): \(strerrorString(rc))", errno: rc) }
+    return pid
 }
 
 /// The berth-ns binary next to the test bundle.
