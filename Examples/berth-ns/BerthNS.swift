@@ -34,6 +34,9 @@ struct BerthNS: ParsableCommand {
     var securityOpt: [String] = []
     @Option(name: .customLong("cap-add"), help: "Add a capability, like NET_ADMIN or ALL (repeatable).") var capAdd: [String] = []
     @Option(name: .customLong("cap-drop"), help: "Drop a capability, like MKNOD or ALL (repeatable).") var capDrop: [String] = []
+    @Flag(name: [.customShort("t"), .customLong("tty")],
+          help: "Give the container a pseudo-terminal (also when config.json has process.terminal); the local terminal goes raw.")
+    var tty = false
     @Flag(help: "All capabilities, no seccomp filter, no masked or read-only paths.") var privileged = false
     @Option(name: .customLong("userns-remap"),
             help: "Run in a user namespace: container uid/gid 0.. map to HOSTID.. (HOSTID[:SIZE], size 65536 by default). The rootfs must be owned by HOSTID.")
@@ -66,10 +69,8 @@ struct BerthNS: ParsableCommand {
         } else {
             spec = ContainerSpec.make(rootfs: absolute(rootfs!), args: arguments)
         }
-        if spec.process?.terminal == true {
-            note("config.json asks for a terminal; berth-ns has none and passes its own stdin/stdout/stderr")
-            spec.process?.terminal = false
-        }
+        let wantsTerminal = tty || spec.process?.terminal == true
+        spec.process?.terminal = wantsTerminal
         if let hostname { spec.hostname = hostname }
         if !env.isEmpty { let current = spec.process?.env ?? []; spec.process?.env = current + env }
         if let workdir { spec.process?.cwd = workdir }
@@ -94,7 +95,7 @@ struct BerthNS: ParsableCommand {
         // every thread inherits the mask) and forward them from a sigwait loop.
         var forwarded = sigset_t()
         sigemptyset(&forwarded)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&forwarded, s) }
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH] { sigaddset(&forwarded, s) }
         pthread_sigmask(SIG_BLOCK, &forwarded, nil)
 
         // Every container gets a cgroup, if only for the device policy: the defaults grant
@@ -106,11 +107,34 @@ struct BerthNS: ParsableCommand {
         if try !DeviceRule.apply(deviceRules, toCgroupPaths: cgroup.paths) {
             note("no cgroup v1 devices controller on this host: the container's device access is not restricted")
         }
-        let container = try ContainerProcess.spawn(spec, stdio: .inherit, security: security, options: .init(parentDeathSignal: SIGKILL)) { c in
+        guard wantsTerminal else {
+            let container = try ContainerProcess.spawn(spec, stdio: .inherit, security: security, options: .init(parentDeathSignal: SIGKILL)) { c in
+                try cgroup.add(pid: c.pid)
+            }
+            SignalForwarder.start(set: forwarded, to: container, terminal: nil)
+            return try container.wait()
+        }
+
+        // A terminal: the container gets a pty slave as its controlling terminal, sized like ours;
+        // we relay our stdin to the master and the master to our stdout, with our terminal raw.
+        let pty = try PseudoTerminal.open(size: WindowSize.of(0) ?? WindowSize.of(1))
+        var slaveOpen = true
+        defer { if slaveOpen { pty.closeSlave() }; close(pty.master) }
+        let container = try ContainerProcess.spawn(spec, stdio: .terminal(pty), security: security,
+                                                   options: .init(parentDeathSignal: SIGKILL)) { c in
             try cgroup.add(pid: c.pid)
         }
-        SignalForwarder.start(set: forwarded, to: container)
-        return try container.wait()
+        pty.closeSlave()
+        slaveOpen = false
+        let raw = RawTerminalMode(fd: 0)
+        defer { raw?.restore() }
+        let relay = try TerminalRelay(master: pty.master, input: 0, outputs: [1])
+        SignalForwarder.start(set: forwarded, to: container, terminal: pty)
+        let status = try container.wait()
+        // Anything left in the container (a background job) would hold the slave open.
+        try? cgroup.killAll()
+        relay.wait()
+        return status
     }
 
     private func note(_ text: String) {

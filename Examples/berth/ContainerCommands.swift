@@ -323,17 +323,32 @@ struct ExecCommand: ParsableCommand {
     var workdir: String?
     @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Keep STDIN open.")
     var interactive = false
-    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY (not supported yet).")
+    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY.")
     var tty = false
     @Argument var container: String
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
         let code: Int32 = try guarded(status: 126) {
-            if tty { throw BerthError(.unsupported, "-t/--tty is not supported yet") }
             let engine = try global.engine()
-            return try engine.exec(container, argv: command, env: env, workingDir: workdir,
-                                   stdio: ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .inherit, stderr: .inherit))
+            guard tty else {
+                return try engine.exec(container, argv: command, env: env, workingDir: workdir,
+                                       stdio: ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .inherit, stderr: .inherit))
+            }
+            // -t: the command gets a pty of its own; we relay it to our terminal (raw with -i).
+            let pty = try PseudoTerminal.open(size: WindowSize.of(0) ?? WindowSize.of(1))
+            defer { close(pty.master) }
+            var slaveOpen = true
+            defer { if slaveOpen { pty.closeSlave() } }
+            let relay = try TerminalRelay(master: pty.master, input: interactive ? 0 : -1, outputs: [1])
+            let raw = interactive ? RawTerminalMode(fd: 0) : nil
+            defer { raw?.restore() }
+            let code = try engine.exec(container, argv: command, env: env + ["TERM=xterm"], workingDir: workdir,
+                                       stdio: .terminal(pty))
+            pty.closeSlave()
+            slaveOpen = false
+            relay.wait()
+            return code
         }
         if code != 0 { throw ExitCode(code) }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Berth
 import BerthCgroups
+import BerthNamespaces
 import BerthSystem
 
 #if canImport(Glibc)
@@ -81,7 +82,7 @@ struct ContainerOptions: ParsableArguments {
     @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Keep STDIN open.")
     var interactive = false
 
-    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY (not supported yet).")
+    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY.")
     var tty = false
 
     @Flag(name: .customLong("read-only"), help: "Mount the container's root filesystem as read only.")
@@ -110,8 +111,8 @@ struct ContainerOptions: ParsableArguments {
 
     /// The configuration these flags describe.
     func config() throws -> ContainerConfig {
-        if tty { throw BerthError(.unsupported, "-t/--tty is not supported yet (use -i to pass stdin)") }
         var c = ContainerConfig(image: image, cmd: command)
+        c.tty = tty
         for file in envFile {
             guard let text = try? FileIO.read(file) else { throw BerthError(.notFound, "open \(file): no such file or directory") }
             for line in text.split(separator: "\n") {
@@ -184,13 +185,18 @@ struct RunCommand: ParsableCommand {
             }
             let running: RunningContainer
             do {
-                running = try engine.start(record.id, stdio: .terminal(interactive: container.interactive))
+                running = try engine.start(record.id, stdio: config.tty
+                    ? .pseudoTerminal(interactive: container.interactive, foreground: true)
+                    : .terminal(interactive: container.interactive))
             } catch {
                 if config.autoRemove { try? engine.remove(record.id.full, force: true) }
                 throw error
             }
             SignalForwarding.forward(to: running)
+            // -it: keystrokes (^C included) go to the container's terminal as they are typed.
+            let raw = config.tty && container.interactive ? RawTerminalMode(fd: 0) : nil
             let code = running.wait()
+            raw?.restore()
             StepTrace.mark("done")
             return code
         }
@@ -214,7 +220,8 @@ struct CreateCommand: ParsableCommand {
     }
 }
 
-/// Forwards SIGINT and SIGTERM received by a foreground `berth run` to the container.
+/// Forwards SIGINT and SIGTERM received by a foreground `berth run` to the container, and
+/// SIGWINCH as a resize of its terminal (`-t`).
 enum SignalForwarding {
     nonisolated(unsafe) static var target: RunningContainer?
 
@@ -222,6 +229,9 @@ enum SignalForwarding {
         target = running
         signal(SIGINT) { sig in try? SignalForwarding.target?.kill(sig) }
         signal(SIGTERM) { sig in try? SignalForwarding.target?.kill(sig) }
+        signal(SIGWINCH) { _ in
+            if let size = WindowSize.of(0) ?? WindowSize.of(1) { SignalForwarding.target?.resizeTerminal(size) }
+        }
     }
 }
 

@@ -80,7 +80,9 @@ extension Engine {
         }
         let running: RunningContainer
         do {
-            running = try start(id, stdio: .logFile)
+            // -d -t: the monitor holds the pty master and copies the output to the log.
+            let tty = (try? store.load(id))?.config.tty ?? false
+            running = try start(id, stdio: tty ? .pseudoTerminal(interactive: false, foreground: false) : .logFile)
         } catch {
             report("\(error)")
             return 125

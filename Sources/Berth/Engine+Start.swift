@@ -116,6 +116,11 @@ extension Engine {
                     copiers.append(OutputCopier(source: pipe[0], terminal: terminal, log: fcntl(log, F_DUPFD_CLOEXEC, 0)))
                 }
                 processStdio = ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .fd(fds[0]), stderr: .fd(fds[1]))
+            case .pseudoTerminal(let interactive, let foreground):
+                let pty = try OutputCopier.pseudoTerminal(logPath: logPath(id), interactive: interactive, foreground: foreground)
+                closeAfterClone.append(pty.slave)
+                copiers.append(pty.copier)
+                processStdio = pty.stdio
             }
 
             let process = try ContainerProcess.create(spec, stdio: processStdio, security: security,

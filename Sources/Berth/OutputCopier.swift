@@ -1,3 +1,4 @@
+import BerthNamespaces
 import BerthSystem
 import Foundation
 
@@ -9,6 +10,9 @@ import Glibc
 /// own thread, until every writer has closed the pipe (`berth run` in the foreground).
 final class OutputCopier: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
+    /// The pty whose master this copier relays (``pseudoTerminal(logPath:interactive:foreground:)``).
+    /// Its master stays open until the container side hangs up.
+    private(set) var terminal: PseudoTerminal?
 
     /// Starts copying from `source` to `terminal` and `log` (both `source` and `log` are closed at the end).
     init(source: Int32, terminal: Int32, log: Int32) {
@@ -25,6 +29,45 @@ final class OutputCopier: @unchecked Sendable {
             }
             close(source)
             if log >= 0 { close(log) }
+            done.signal()
+        }
+        thread.start()
+    }
+
+    /// Opens a pty for a container (``ContainerStdio/pseudoTerminal(interactive:foreground:)``) and
+    /// starts relaying its master: output to stdout (when `foreground`) and the log file at
+    /// `logPath`, this process's stdin to the master when `interactive`. Returns the stdio for
+    /// the container, the copier (which closes the master and the log when the container side
+    /// hangs up) and the slave, which the caller closes once the container process is cloned.
+    static func pseudoTerminal(logPath: String, interactive: Bool,
+                               foreground: Bool) throws -> (stdio: ProcessStdio, copier: OutputCopier, slave: Int32) {
+        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard log >= 0 else { throw BerthError.system("open \(logPath)") }
+        let pty: PseudoTerminal
+        do {
+            pty = try PseudoTerminal.open(size: foreground ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil)
+        } catch {
+            close(log)
+            throw error
+        }
+        let relay: TerminalRelay
+        do {
+            relay = try TerminalRelay(master: pty.master, input: interactive ? 0 : -1, outputs: (foreground ? [1] : []) + [log])
+        } catch {
+            pty.close()
+            close(log)
+            throw error
+        }
+        let copier = OutputCopier(relay: relay, closing: [pty.master, log])
+        copier.terminal = pty
+        return (.terminal(pty), copier, pty.slave)
+    }
+
+    /// Waits for `relay` on its own thread, then closes `fds`.
+    private init(relay: TerminalRelay, closing fds: [Int32]) {
+        let thread = Thread { [done] in
+            relay.wait()
+            for fd in fds { close(fd) }
             done.signal()
         }
         thread.start()

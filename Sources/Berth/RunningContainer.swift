@@ -13,6 +13,7 @@ public final class RunningContainer: @unchecked Sendable {
     /// The state right after it started (address, ports…).
     public let startedState: ContainerState
     private let process: ContainerProcess
+    private let terminals: [PseudoTerminal]
     private let finished = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var exitCode: Int32?
@@ -23,6 +24,7 @@ public final class RunningContainer: @unchecked Sendable {
         self.pid = process.pid
         self.process = process
         self.startedState = state
+        self.terminals = copiers.compactMap(\.terminal)
         let thread = Thread { [self] in
             let status = (try? process.wait()) ?? .signaled(9)
             let code = engine.finish(id: id, runtime: runtime, status: status)
@@ -40,6 +42,12 @@ public final class RunningContainer: @unchecked Sendable {
         finished.wait()
         finished.signal()
         return lock.withLock { exitCode ?? 137 }
+    }
+
+    /// Resizes the container's terminal (`-t`; nothing otherwise): the container gets SIGWINCH.
+    /// - Parameter size: The new size, typically the local terminal's after a SIGWINCH.
+    public func resizeTerminal(_ size: WindowSize) {
+        for t in terminals { try? t.resize(size) }
     }
 
     /// Sends a signal to the container's init process.

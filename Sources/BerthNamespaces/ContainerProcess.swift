@@ -192,6 +192,7 @@ public final class ContainerProcess: @unchecked Sendable {
         c.pointee.rlimits = UnsafePointer(child.array(limits))
         c.pointee.rlimit_count = Int32(limits.count)
         c.pointee.stdio = (io.fds[0], io.fds[1], io.fds[2])
+        c.pointee.controlling_tty = stdio.controllingTerminal ? 1 : 0
         c.pointee.pdeathsig = options.parentDeathSignal
         c.pointee.argv = UnsafePointer(child.stringArray(process.args))
         c.pointee.envp = UnsafePointer(child.stringArray(process.env ?? []))

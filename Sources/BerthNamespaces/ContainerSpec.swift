@@ -40,7 +40,8 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
 
     /// The container's first process.
     public struct Process: Codable, Sendable, Equatable {
-        /// Whether the process wants a terminal (not supported: stdio is passed as given).
+        /// Whether the process wants a terminal: honoured by whoever picks the stdio (berth-ns, the
+        /// engine) with ``ProcessStdio/terminal(_:)``; the spawner itself uses the stdio it is given.
         public var terminal: Bool?
         /// The uid, gid and supplementary groups.
         public var user: User

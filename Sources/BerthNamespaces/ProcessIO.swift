@@ -24,6 +24,9 @@ public struct ProcessStdio: Sendable, Equatable {
     public var stdout: StdioTarget
     /// Standard error.
     public var stderr: StdioTarget
+    /// Whether the process starts a new session whose controlling terminal is its stdin
+    /// (`setsid` + `TIOCSCTTY` in the child): set by ``terminal(_:)``.
+    public var controllingTerminal: Bool = false
 
     /// - Parameters:
     ///   - stdin: Standard input (default /dev/null).
@@ -37,6 +40,13 @@ public struct ProcessStdio: Sendable, Equatable {
 
     /// All three inherited from the caller.
     public static let inherit = ProcessStdio(stdin: .inherit, stdout: .inherit, stderr: .inherit)
+    /// All three on the slave of `pty`, which becomes the process's controlling terminal in a
+    /// session of its own (what OCI `process.terminal` and `docker run -t` give).
+    public static func terminal(_ pty: PseudoTerminal) -> ProcessStdio {
+        var stdio = ProcessStdio(stdin: .fd(pty.slave), stdout: .fd(pty.slave), stderr: .fd(pty.slave))
+        stdio.controllingTerminal = true
+        return stdio
+    }
     /// All three on /dev/null.
     public static let null = ProcessStdio(stdin: .null, stdout: .null, stderr: .null)
 

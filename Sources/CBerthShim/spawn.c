@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -336,6 +337,12 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
         if (src[i] < 0) continue;
         if (src[i] == i) { if (fcntl(i, F_SETFD, 0) != 0) fail(cfg, BERTH_STAGE_STDIO, errno, i, 0); }
         else if (dup2(src[i], i) != i) fail(cfg, BERTH_STAGE_STDIO, errno, i, 0);
+    }
+    /* A terminal: a new session (we are not a group leader: the parent's group is ours) whose
+     * controlling terminal is the pty slave now on fd 0, as a login shell gets. */
+    if (cfg->controlling_tty) {
+        if (setsid() < 0) fail(cfg, BERTH_STAGE_STDIO, errno, 0, 1);
+        if (ioctl(0, TIOCSCTTY, 0) != 0) fail(cfg, BERTH_STAGE_STDIO, errno, 0, 2);
     }
     /* Nothing of the parent beyond stdio may reach the container. */
     if (berth_close_range(3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) != 0) {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/ioctl.h>
 
 /* Namespace flags, re-exported because the CLONE_* macros do not import into Swift. */
 extern const int berth_CLONE_NEWNS;
@@ -159,6 +160,8 @@ struct berth_spawn_config {
     int rlimit_count;
 
     int stdio[3];                    /* -1: inherit */
+    int controlling_tty;             /* 1: after stdio, setsid() and make fd 0 (a pty slave) the
+                                      * controlling terminal (TIOCSCTTY) */
     int pdeathsig;                   /* 0: none */
 
     char *const *argv;
@@ -178,6 +181,13 @@ struct berth_spawn_config {
 /* Clones the child described by cfg. Returns its pid (and a pidfd in *pidfd, or -1 when the kernel
  * has none) or -1 with errno set. Signals are blocked in the calling thread around the clone. */
 pid_t berth_spawn(const struct berth_spawn_config *cfg, int *pidfd);
+
+/* Opens a pseudo-terminal pair, both ends close-on-exec, the master non-blocking when nonblock.
+ * Copies *size onto it when not NULL. Returns 0, or -1 with errno set (nothing left open). */
+int berth_openpty(int *master, int *slave, int nonblock, const struct winsize *size);
+/* TIOCGWINSZ / TIOCSWINSZ. */
+int berth_get_winsize(int fd, struct winsize *size);
+int berth_set_winsize(int fd, const struct winsize *size);
 
 /* Turns clone3 off (0) or back on (1): the fallback to clone + pidfd_open, for kernels before
  * 5.3 and for tests. clone3 is turned off automatically when the kernel answers ENOSYS. */
