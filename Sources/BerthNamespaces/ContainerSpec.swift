@@ -261,7 +261,7 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
         /// The process count limit.
         public var pids: Pids?
         /// Device cgroup rules, kept verbatim.
-        public var devices: [JSONValue]?
+        public var devices: [OpaqueJSON]?
 
         /// Creates the value with the given fields.
         public init(memory: Memory? = nil, cpu: CPU? = nil, pids: Pids? = nil) {

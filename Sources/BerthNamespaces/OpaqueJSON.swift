@@ -1,12 +1,12 @@
 /// Any JSON value, for parts of a document that are kept verbatim (a seccomp profile inside an
 /// OCI config, device rules) and decoded by whoever needs them.
-public enum JSONValue: Codable, Sendable, Equatable {
+public enum OpaqueJSON: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([OpaqueJSON])
+    case object([String: OpaqueJSON])
 
     /// Decodes whatever JSON value is there.
     public init(from decoder: any Decoder) throws {
@@ -15,8 +15,8 @@ public enum JSONValue: Codable, Sendable, Equatable {
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
         else if let n = try? c.decode(Double.self) { self = .number(n) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else if let a = try? c.decode([OpaqueJSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: OpaqueJSON].self)) }
     }
 
     /// Encodes the value as it was.
