@@ -61,7 +61,7 @@ extension Engine {
         var runtime = ContainerRuntime(owner: .current, cgroup: cgroupName(id),
                                        hostInterface: mode == .bridge ? hostInterfaceName(id) : nil,
                                        rootfs: id.full, proxied: options.userlandProxy)
-        var rollback = EngineRollback()
+        var rollback = RollbackLog()
         var copiers: [OutputCopier] = []
         var closeAfterClone: [Int32] = []
         defer { for fd in closeAfterClone { close(fd) } }
