@@ -230,7 +230,7 @@ extension Engine {
     func portBindings(_ config: ContainerConfig) throws -> [PortBinding] {
         var bindings = try PortSpec.parse(config.portSpecs).flatMap(\.bindings)
         if config.publishAll {
-            let exposed = try config.exposedPorts.flatMap { try BerthPortMapper.ExposedPort.parse(expose: $0) }
+            let exposed = try config.exposedPorts.flatMap { try ExposedPort.parse(expose: $0) }
             let covered = Set(bindings.map { "\($0.containerPort)/\($0.proto)" })
             bindings += PortSpec.publishAll(exposed).filter { !covered.contains("\($0.containerPort)/\($0.proto)") }
         }

@@ -186,7 +186,7 @@ public final class Engine: Sendable {
     /// Checks what can be checked before anything is created.
     func validate(_ config: ContainerConfig, name: String?) throws {
         _ = try PortSpec.parse(config.portSpecs)
-        for e in config.exposedPorts { _ = try BerthLinks.ExposedPort.parse(e) }
+        for e in config.exposedPorts { _ = try ExposedPort.parse(e) }
         let mode = try NetworkMode(parsing: config.networkMode)
         if case .container(let other) = mode {
             let target = try store.find(other)

@@ -1,3 +1,5 @@
+import BerthSystem
+
 /// The environment variables a legacy `--link` injects, in Docker's exact order and spelling.
 ///
 /// For a link `myredis:redis` from container `pensive_panini` to a container at 172.17.0.2 that
@@ -37,7 +39,7 @@ public enum LinkEnvironment {
         env.reserveCapacity(2 + ports.count * 4)
 
         if let first = ports.first {
-            env.append("\(a)_PORT=\(first.proto)://\(ip):\(first.number)")
+            env.append("\(a)_PORT=\(first.proto)://\(ip):\(first.port)")
         }
 
         var i = 0
@@ -46,22 +48,22 @@ public enum LinkEnvironment {
             let last = endOfRun(ports, from: i)
             guard last > i + 1 else { i += 1; continue }
             let end = ports[last]
-            let key = "\(a)_PORT_\(start.number)_\(start.proto.uppercased())"
-            let endKey = "\(a)_PORT_\(start.number)_\(end.proto.uppercased())"
-            env.append("\(key)_START=\(start.proto)://\(ip):\(start.number)")
+            let key = "\(a)_PORT_\(start.port)_\(start.proto.rawValue.uppercased())"
+            let endKey = "\(a)_PORT_\(start.port)_\(end.proto.rawValue.uppercased())"
+            env.append("\(key)_START=\(start.proto)://\(ip):\(start.port)")
             env.append("\(key)_ADDR=\(ip)")
             env.append("\(key)_PROTO=\(start.proto)")
-            env.append("\(key)_PORT_START=\(start.number)")
-            env.append("\(endKey)_END=\(end.proto)://\(ip):\(end.number)")
-            env.append("\(endKey)_PORT_END=\(end.number)")
+            env.append("\(key)_PORT_START=\(start.port)")
+            env.append("\(endKey)_END=\(end.proto)://\(ip):\(end.port)")
+            env.append("\(endKey)_PORT_END=\(end.port)")
             i = last + 1
         }
 
         for p in ports {
-            let key = "\(a)_PORT_\(p.number)_\(p.proto.uppercased())"
-            env.append("\(key)=\(p.proto)://\(ip):\(p.number)")
+            let key = "\(a)_PORT_\(p.port)_\(p.proto.rawValue.uppercased())"
+            env.append("\(key)=\(p.proto)://\(ip):\(p.port)")
             env.append("\(key)_ADDR=\(ip)")
-            env.append("\(key)_PORT=\(p.number)")
+            env.append("\(key)_PORT=\(p.port)")
             env.append("\(key)_PROTO=\(p.proto)")
         }
 
@@ -80,10 +82,10 @@ public enum LinkEnvironment {
     /// expected number by one per element whatever the element's protocol or number, and stops at
     /// the first number that jumps ahead.
     private static func endOfRun(_ ports: [ExposedPort], from index: Int) -> Int {
-        var expected = Int(ports[index].number)
+        var expected = Int(ports[index].port)
         var k = index + 1
         while k < ports.count {
-            if Int(ports[k].number) > expected + 1 { return k - 1 }
+            if Int(ports[k].port) > expected + 1 { return k - 1 }
             expected += 1
             k += 1
         }

@@ -1,32 +1,8 @@
 import BerthSystem
 
-/// A transport protocol a port can be published for.
-public enum PortProtocol: String, Sendable, Codable, Hashable, CaseIterable, CustomStringConvertible {
-    case tcp, udp, sctp
-    public var description: String { rawValue }
-}
-
-/// A container port with its protocol, as `--expose` and `EXPOSE` name it (`8080/tcp`).
-public struct ExposedPort: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
-    public var port: UInt16
-    public var proto: PortProtocol
-
-    /// - Parameters:
-    ///   - port: 1–65535.
-    ///   - proto: The protocol (TCP by default).
-    public init(_ port: UInt16, _ proto: PortProtocol = .tcp) {
-        self.port = port
-        self.proto = proto
-    }
-
-    /// `8080/tcp`, Docker's key for a port.
-    public var description: String { "\(port)/\(proto)" }
-
-    public static func < (l: ExposedPort, r: ExposedPort) -> Bool {
-        (l.port, l.proto.rawValue) < (r.port, r.proto.rawValue)
-    }
-
-    /// Parses an `--expose` value: `80`, `80/udp`, `7000-7002`, `7000-7002/tcp`.
+extension ExposedPort {
+    /// Parses an `--expose` value: `80`, `80/udp`, `7000-7002`, `7000-7002/tcp`, with the same
+    /// error wording as `-p` specs.
     /// - Parameter spec: The text given to `--expose`.
     /// - Returns: One entry per port of the range.
     /// - Throws: ``BerthError`` `.invalidArgument` quoting `spec`.

@@ -1,4 +1,8 @@
-import BerthSystem
+/// A transport protocol a port can be exposed or published for.
+public enum PortProtocol: String, Sendable, Codable, Hashable, CaseIterable, CustomStringConvertible {
+    case tcp, udp, sctp
+    public var description: String { rawValue }
+}
 
 /// A port a container exposes, as Docker writes it in `EXPOSE` or `--expose`: `6379/tcp`.
 ///
@@ -6,20 +10,20 @@ import BerthSystem
 /// protocol name.
 public struct ExposedPort: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
     /// The port number inside the container.
-    public var number: UInt16
-    /// The protocol in lowercase: `tcp`, `udp` or `sctp`.
-    public var proto: String
+    public var port: UInt16
+    /// The protocol.
+    public var proto: PortProtocol
 
     /// - Parameters:
-    ///   - number: The port number.
-    ///   - proto: The protocol; stored in lowercase.
-    public init(_ number: UInt16, _ proto: String = "tcp") {
-        self.number = number
-        self.proto = proto.lowercased()
+    ///   - port: The port number.
+    ///   - proto: The protocol (TCP by default).
+    public init(_ port: UInt16, _ proto: PortProtocol = .tcp) {
+        self.port = port
+        self.proto = proto
     }
 
-    /// `6379/tcp`.
-    public var description: String { "\(number)/\(proto)" }
+    /// `6379/tcp`, Docker's key for a port.
+    public var description: String { "\(port)/\(proto)" }
 
     /// Parses `PORT[/PROTO]` or a range `START-END[/PROTO]` (the protocol defaults to `tcp`), as
     /// `--expose` and an image's `ExposedPorts` accept it.
@@ -28,8 +32,8 @@ public struct ExposedPort: Hashable, Sendable, Codable, Comparable, CustomString
     public static func parse(_ text: String) throws -> [ExposedPort] {
         let pieces = text.split(separator: "/", omittingEmptySubsequences: false)
         guard pieces.count <= 2 else { throw bad(text, "too many \"/\"") }
-        let proto = pieces.count == 2 ? pieces[1].lowercased() : "tcp"
-        guard ["tcp", "udp", "sctp"].contains(proto) else { throw bad(text, "unknown protocol \"\(pieces[1])\"") }
+        let protoText = pieces.count == 2 ? pieces[1].lowercased() : "tcp"
+        guard let proto = PortProtocol(rawValue: protoText) else { throw bad(text, "unknown protocol \"\(pieces[1])\"") }
         let bounds = pieces[0].split(separator: "-", omittingEmptySubsequences: false)
         guard bounds.count <= 2 else { throw bad(text, "a range is START-END") }
         let numbers = try bounds.map { b -> UInt16 in
@@ -48,11 +52,11 @@ public struct ExposedPort: Hashable, Sendable, Codable, Comparable, CustomString
     }
 
     public static func < (l: ExposedPort, r: ExposedPort) -> Bool {
-        if l.number != r.number { return l.number < r.number }
+        if l.port != r.port { return l.port < r.port }
         if l.proto != r.proto {
-            if l.proto == "tcp" { return true }
-            if r.proto == "tcp" { return false }
+            if l.proto == .tcp { return true }
+            if r.proto == .tcp { return false }
         }
-        return l.proto < r.proto
+        return l.proto.rawValue < r.proto.rawValue
     }
 }
