@@ -2,6 +2,7 @@ import BerthCgroups
 import BerthIPAM
 import BerthImageLayers
 import BerthNamespaces
+import BerthNetLink
 import BerthNetwork
 import BerthPortMapper
 import BerthSystem
@@ -114,11 +115,14 @@ extension Engine {
         }
     }
 
+    /// Deletes a host-side link (a veth a crash left behind) through netlink; a link that is
+    /// already gone is fine.
     func deleteLinkIfPresent(_ name: String) throws {
         try host.run {
-            let r = try Command.run("ip", ["link", "del", name])
-            if r.status != 0 && !r.stderr.contains("Cannot find device") && !r.stderr.contains("does not exist") {
-                throw BerthError(.commandFailed, "delete link \(name): \(r.stderr.trimmingSpaces())")
+            do {
+                try NetlinkSession().deleteLink(named: name)
+            } catch let e as BerthError where e.code == .notFound {
+                return
             }
         }
     }
