@@ -39,52 +39,24 @@ struct RunBenchmark: ParsableCommand {
             }
         }
 
-        // The image: a busybox rootfs tarball imported once.
+        // The image: the peers' busybox bundle rootfs as a tarball, imported once.
         let bundle = work + "/bundle"
-        try Self.makeBundle(bundle)
+        try FileIO.makeDirectories(bundle)
+        let peers = try PeerRuntimes(bundle: bundle, idPrefix: cgroupParent)
+        defer { peers.close() }
         try Command.check("tar", ["-C", bundle + "/rootfs", "-cf", work + "/busybox.tar", "."])
         try sandbox.run { _ = try Command.check(berthPath, flags + ["import", work + "/busybox.tar", "busybox"]) }
 
-        let crunView = try PrivateMountNamespace.create()
-        defer { crunView.close() }
-        try FileIO.writeAtomically(work + "/empty", "")
-        let controllers = "/sys/fs/cgroup/unified/cgroup.controllers"
-        if FileIO.exists(controllers) { try crunView.bind(work + "/empty", over: controllers) }
-
-        var counter = 0
         func berthRun() throws {
             let r = try sandbox.run {
                 try Command.run(berthPath, flags + ["run", "--rm", "-p", "18080:8080", "busybox", "true"])
             }
             guard r.succeeded else { throw BerthError(.commandFailed, "berth run exited \(r.status): \(r.stderr.trimmingSpaces())") }
         }
-        func peer(_ tool: String, in view: PrivateMountNamespace?) throws {
-            counter += 1
-            let id = "\(cgroupParent)-\(tool)-\(counter)"
-            let body = { try Command.run(tool, ["run", "--bundle", bundle, id]) }
-            let r = try sandbox.run { try view.map { try $0.run(body) } ?? body() }
-            guard r.succeeded else {
-                _ = try? Command.run(tool, ["delete", "-f", id])
-                throw BerthError(.commandFailed, "\(tool) run exited with status \(r.status): \(r.stderr.trimmingSpaces())")
-            }
-        }
-
-        var times: [String: [Double]] = ["berth": [], "crun": [], "runc": []]
-        for i in 0..<(warmup + runs) {
-            let tb = try timeMillis { try berthRun() }
-            let tc = try timeMillis { try peer("crun", in: crunView) }
-            let tr = try timeMillis { try peer("runc", in: nil) }
-            if i >= warmup {
-                times["berth"]!.append(tb)
-                times["crun"]!.append(tc)
-                times["runc"]!.append(tr)
-            }
-        }
-        for tool in ["berth", "crun", "runc"] {
-            let xs = times[tool]!.sorted()
-            print("\(tool): median \(fmt(median(xs))) ms, min \(fmt(xs.first!)) ms, max \(fmt(xs.last!)) ms over \(xs.count) runs")
-        }
-        print("run: berth \(fmt(median(times["berth"]!))) ms, crun \(fmt(median(times["crun"]!))) ms, runc \(fmt(median(times["runc"]!))) ms")
+        let m = try measureAlternating(warmup: warmup, runs: runs, [
+            ("berth", berthRun), ("crun", { try peers.run("crun", in: sandbox) }), ("runc", { try peers.run("runc", in: sandbox) }),
+        ])
+        print("run: berth \(fmt(m["berth"]!)) ms, crun \(fmt(m["crun"]!)) ms, runc \(fmt(m["runc"]!)) ms")
     }
 
     static func sibling(_ name: String) throws -> String {
@@ -93,24 +65,5 @@ struct RunBenchmark: ParsableCommand {
         guard n > 0 else { throw BerthError.system("readlink /proc/self/exe") }
         let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return String(exe[..<exe.lastIndex(of: "/")!]) + "/" + name
-    }
-
-    /// A busybox rootfs (all applets) and the config.json of `runc spec` with args /bin/true.
-    static func makeBundle(_ bundle: String) throws {
-        let rootfs = bundle + "/rootfs"
-        guard let busybox = ["/bin/busybox", "/usr/bin/busybox"].first(where: FileIO.exists) else {
-            throw BerthError(.notFound, "busybox not found: install busybox-static")
-        }
-        for dir in ["/bin", "/proc", "/dev", "/sys", "/tmp", "/etc", "/root"] { try FileIO.makeDirectories(rootfs + dir) }
-        try FileIO.writeAtomically(rootfs + "/bin/busybox", try FileIO.readBytes(busybox), mode: 0o755)
-        for applet in try Command.check(busybox, ["--list"]).stdout.split(separator: "\n") where applet != "busybox" {
-            symlink("busybox", rootfs + "/bin/" + applet)
-        }
-        try FileIO.writeAtomically(rootfs + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
-        try Command.check("runc", ["spec", "--bundle", bundle])
-        var json = try FileIO.read(bundle + "/config.json")
-        json = json.replacing("\"terminal\": true", with: "\"terminal\": false")
-        json = json.replacing("\"sh\"\n", with: "\"/bin/true\"\n")
-        try FileIO.writeAtomically(bundle + "/config.json", json)
     }
 }
