@@ -16,9 +16,8 @@ struct StartCommand: ParsableCommand {
     func run() throws {
         try guarded(status: 1) {
             let engine = try global.engine()
-            for c in containers {
-                let id = try engine.store.resolve(c)
-                try engine.startDetached(id)
+            try forEachContainer(containers) { c in
+                try engine.startDetached(try engine.store.resolve(c))
                 out(c + "\n")
             }
         }
@@ -35,7 +34,7 @@ struct StopCommand: ParsableCommand {
     func run() throws {
         try guarded(status: 1) {
             let engine = try global.engine()
-            for c in containers {
+            try forEachContainer(containers) { c in
                 try engine.stop(c, timeout: time)
                 out(c + "\n")
             }
@@ -53,7 +52,7 @@ struct RestartCommand: ParsableCommand {
     func run() throws {
         try guarded(status: 1) {
             let engine = try global.engine()
-            for c in containers {
+            try forEachContainer(containers) { c in
                 try engine.restart(c, timeout: time)
                 out(c + "\n")
             }
@@ -72,7 +71,7 @@ struct KillCommand: ParsableCommand {
         try guarded(status: 1) {
             let engine = try global.engine()
             let number = try SignalName.parse(signal)
-            for c in containers {
+            try forEachContainer(containers) { c in
                 try engine.kill(c, signal: number)
                 out(c + "\n")
             }
@@ -104,17 +103,10 @@ struct RemoveCommand: ParsableCommand {
     func run() throws {
         try guarded(status: 1) {
             let engine = try global.engine()
-            var failed = false
-            for c in containers {
-                do {
-                    try engine.remove(c, force: force, removeVolumes: volumes)
-                    out(c + "\n")
-                } catch let e as BerthError {
-                    FileHandleStderr.write("Error response from daemon: \(e.message)\n")
-                    failed = true
-                }
+            try forEachContainer(containers) { c in
+                try engine.remove(c, force: force, removeVolumes: volumes)
+                out(c + "\n")
             }
-            if failed { throw ExitCode(1) }
         }
     }
 }
