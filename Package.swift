@@ -77,7 +77,11 @@ let package = Package(
         .executableTarget(name: "berth", dependencies: ["Berth", "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthImageLayers",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth",
-            swiftSettings: strict),
+            swiftSettings: strict + [.unsafeFlags(["-static-executable"])],
+            // The Swift runtime and Foundation linked in: every `berth` command (and each `-d`
+            // container's monitor) starts in ~4 ms instead of ~20 ms of dynamic symbol binding.
+            // lld, because gold prints glibc's unsilenceable mktemp link warning for static Foundation.
+            linkerSettings: [.unsafeFlags(["-static-executable", "-use-ld=lld"])]),
         .executableTarget(name: "berth-bench", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",
             "BerthPortMapper", "BerthImageLayers", "BerthNetwork",

@@ -10,6 +10,7 @@ import Glibc
 /// (the CLI binary, as a user runs it: create, overlay rootfs, network files, cgroup, veth + address
 /// + DNAT rules + proxy listener, exec, teardown, removal) against `crun run` and `runc run` of
 /// /bin/true on an OCI bundle (no network), alternating, all inside a sandbox network namespace.
+/// The state root is on disk (`--base`) and the exec root on a tmpfs, like Berth's default layout.
 struct RunBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "berth run --rm (bridge + published port) vs crun/runc run (/bin/true).")
@@ -29,8 +30,13 @@ struct RunBenchmark: ParsableCommand {
         let sandbox = try NetworkNamespace.create()
         defer { sandbox.close() }
         let root = work + "/root"
+        // Berth's layout: the state root on disk, the exec root (--rm containers, published-port
+        // reservations) on a tmpfs, as /run/berth is on most hosts. /dev/shm is one everywhere
+        // (on some machines /run is not).
+        let execRoot = try FileIO.makeTemporaryDirectory(prefix: "berth-bench-exec-\(getpid())-", in: "/dev/shm")
+        defer { try? FileIO.removeTree(execRoot) }
         let cgroupParent = uniqueName("br")
-        let flags = ["--root", root, "--cgroup-parent", cgroupParent]
+        let flags = ["--root", root, "--exec-root", execRoot, "--cgroup-parent", cgroupParent]
         defer {
             // Whatever a failed run left: containers (and with them cgroups and mounts).
             _ = try? sandbox.run {

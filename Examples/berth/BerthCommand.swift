@@ -32,6 +32,10 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "State root directory.")
     var root: String = "/var/lib/berth"
 
+    @Option(name: .customLong("exec-root"),
+            help: "Directory for state that ends with a reboot (--rm containers, published ports); a tmpfs. Default: /run/berth with the default root, ROOT/run otherwise.")
+    var execRoot: String?
+
     @Option(help: "Bridge interface (created if missing, adopted if it exists).")
     var bridge: String = "berth0"
 
@@ -51,7 +55,7 @@ struct GlobalOptions: ParsableArguments {
     var cgroupParent: String = "berth"
 
     /// The global flags, all of which take a value.
-    static let flags: Set<String> = ["--root", "--bridge", "--bip", "--iptables", "--icc", "--userland-proxy", "--cgroup-parent"]
+    static let flags: Set<String> = ["--root", "--exec-root", "--bridge", "--bip", "--iptables", "--icc", "--userland-proxy", "--cgroup-parent"]
 
     /// Moves global flags that precede the subcommand name after it (after `volume ls`'s two words).
     static func reorder(_ args: [String]) -> [String] {
@@ -74,7 +78,7 @@ struct GlobalOptions: ParsableArguments {
     /// Opens the engine and reconciles its state with the kernel.
     func engine(reconcile: Bool = true) throws -> Engine {
         var options = EngineOptions(root: root, bridge: bridge, iptables: iptables, icc: icc,
-                                    userlandProxy: userlandProxy, cgroupParent: cgroupParent)
+                                    userlandProxy: userlandProxy, cgroupParent: cgroupParent, execRoot: execRoot)
         if let bip {
             guard let cidr = IPv4CIDR(bip) else { throw BerthError(.invalidArgument, "invalid --bip \"\(bip)\": expected ADDRESS/PREFIX") }
             options.bip = cidr

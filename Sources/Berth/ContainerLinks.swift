@@ -70,11 +70,13 @@ public struct NetworkFiles: Sendable, Equatable {
         let files = NetworkFiles(hosts: directory + "/hosts", hostname: directory + "/hostname",
                                  resolvConf: directory + "/resolv.conf")
         let address = record.state.ipAddress.flatMap(IPv4Address.init)
+        // Not fsynced: they are written anew at every start.
         try FileIO.writeAtomically(files.hosts, HostsFile.content(hostname: record.hostname, domainname: c.domainname,
-                                                                  address: address, extraHosts: extra, links: links))
-        try FileIO.writeAtomically(files.hostname, HostnameFile.content(hostname: record.hostname))
+                                                                  address: address, extraHosts: extra, links: links),
+                                   durable: false)
+        try FileIO.writeAtomically(files.hostname, HostnameFile.content(hostname: record.hostname), durable: false)
         try FileIO.writeAtomically(files.resolvConf, ResolvConf.content(host: hostResolvConf, dns: c.dns, search: c.dnsSearch,
-                                                                        options: c.dnsOptions))
+                                                                        options: c.dnsOptions), durable: false)
         return files
     }
 }

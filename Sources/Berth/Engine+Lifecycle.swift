@@ -19,12 +19,9 @@ extension Engine {
         StepTrace.mark("container ran")
         // The veth dies with the namespace, unless a `--network container:` joiner keeps it alive.
         let record = try? store.load(id)
-        // With --rm the rootfs goes while the port rules are removed (both take milliseconds).
-        let meanwhile: () -> Void = record?.config.autoRemove == true ? { [self] in
-            if (try? layers.containerRootfs(name: id.full)) != nil { try? layers.removeContainerRootfs(name: id.full) }
-            StepTrace.mark("remove rootfs (during release)")
-        } : {}
-        _ = release(runtime, id: id, deleteVeth: runtime.endpoint != nil && networkIsShared(id), meanwhile: meanwhile)
+        // With --rm the rootfs directories go while the port rules are removed (both take milliseconds).
+        _ = release(runtime, id: id, deleteVeth: runtime.endpoint != nil && networkIsShared(id),
+                    removeRootfs: record?.config.autoRemove == true)
         StepTrace.mark("release")
         if record?.config.autoRemove == true, (try? removeStopped(id, removeVolumes: true)) != nil {
             StepTrace.mark("remove")
@@ -52,20 +49,25 @@ extension Engine {
     }
 
     /// Releases what a runtime record names; keeps going after failures and returns them.
-    /// - Parameter deleteVeth: Delete the veth explicitly. Without it the kernel deletes it with the
-    ///   container's network namespace (deleting it costs tens of milliseconds).
-    ///   - meanwhile: Runs once the rootfs is unmounted, while the port rules are being removed on
-    ///     another thread (the runtime record, which names them, goes only after both).
-    func release(_ runtime: ContainerRuntime, id: ContainerID, deleteVeth: Bool, meanwhile: () -> Void = {}) -> [String] {
+    ///
+    /// Three strands overlap, as each mostly waits on the kernel: the port rules and host ports (an
+    /// `iptables-restore`), the rootfs (unmounting an overlay syncs its upper filesystem; removing
+    /// its directories), and, here, the cgroup and the network endpoint. The runtime record, which
+    /// names all of them, goes only after all three.
+    /// - Parameters:
+    ///   - deleteVeth: Delete the veth explicitly. Without it the kernel deletes it with the
+    ///     container's network namespace (deleting it costs tens of milliseconds).
+    ///   - removeRootfs: Also remove the rootfs directories once unmounted (`--rm`).
+    func release(_ runtime: ContainerRuntime, id: ContainerID, deleteVeth: Bool, removeRootfs: Bool = false) -> [String] {
         var problems: [String] = []
         func attempt(_ what: String, _ body: () throws -> Void) {
             do { try body() } catch { problems.append("\(what): \(error)") }
         }
         StepTrace.mark("release: begin")
-        // Port rules and host ports: on their own thread (removing iptables rules costs tens of ms).
-        var ports: BackgroundWork?
-        if !runtime.mappings.isEmpty || !((try? store.load(id))?.config.portSpecs.isEmpty ?? true)
-            || (try? store.load(id))?.config.publishAll == true {
+        // Port rules and host ports.
+        var ports: BackgroundWork<[String]>?
+        let record = try? store.load(id)
+        if !runtime.mappings.isEmpty || !(record?.config.portSpecs.isEmpty ?? true) || record?.config.publishAll == true {
             if runtime.proxied, let proxy = existingProxy { for m in runtime.mappings { proxy.unpublish(m) } }
             ports = BackgroundWork { [self] in
                 var problems: [String] = []
@@ -80,6 +82,19 @@ extension Engine {
                 return problems
             }
         }
+        // The rootfs.
+        let rootfsWork = BackgroundWork { [self] () -> [String] in
+            guard let rootfs = try? layers.containerRootfs(name: runtime.rootfs) else { return [] }
+            do {
+                do { try rootfs.unmount() } catch { try rootfs.unmount(lazy: true) }
+                StepTrace.mark("release: rootfs unmounted")
+                if removeRootfs {
+                    try layers.removeContainerRootfs(name: runtime.rootfs)
+                    StepTrace.mark("release: rootfs removed")
+                }
+                return []
+            } catch { return ["rootfs \(runtime.rootfs): \(error)"] }
+        }
         attempt("cgroup \(runtime.cgroup)") {
             guard let cgroup = try? Cgroup.open(name: runtime.cgroup) else { return }
             // Killing freezes the group first (v1): skip it when the container left nothing behind.
@@ -93,13 +108,9 @@ extension Engine {
             attempt("veth \(name)") { try deleteLinkIfPresent(name) }
         }
         StepTrace.mark("release: endpoint")
-        attempt("rootfs \(runtime.rootfs)") {
-            guard let rootfs = try? layers.containerRootfs(name: runtime.rootfs) else { return }
-            do { try rootfs.unmount() } catch { try rootfs.unmount(lazy: true) }
-        }
-        meanwhile()
-        if let ports { problems += ports.join() }
-        StepTrace.mark("release: ports joined")
+        problems += (try? rootfsWork.join()) ?? []
+        if let ports { problems += (try? ports.join()) ?? [] }
+        StepTrace.mark("release: joined")
         unlink(runtimePath(id))
         return problems
     }
@@ -183,7 +194,7 @@ extension Engine {
             let stale = ((try? allocator.allocatedAddresses()) ?? []).filter { !liveAddresses.contains($0) }
             if !stale.isEmpty { _ = try? allocator.release(stale) }
         }
-        if FileIO.exists(options.root + "/ports"), let ports = try? portAllocator() {
+        if FileIO.exists(store.execRoot + "/ports"), let ports = try? portAllocator() {
             for owner in Set(((try? ports.allocations()) ?? []).map(\.owner)) where !liveOwners.contains(owner) {
                 _ = try? ports.release(owner: owner)
             }
@@ -294,7 +305,9 @@ extension Engine {
         StepTrace.mark("remove rootfs")
         _ = try volumes.release(container: id, removeAnonymous: removeVolumes)
         StepTrace.mark("release volumes")
+        let ephemeralLog = store.isEphemeral(id) ? logPath(id) : nil
         try store.remove(id)
+        if let ephemeralLog { unlink(ephemeralLog) }
         StepTrace.mark("remove documents")
     }
 }

@@ -70,13 +70,13 @@ extension Engine {
             rollback.record("runtime record") { unlink(self.runtimePath(id)) }
 
             let rootfs = try layers.containerRootfs(name: id.full)
-            try rootfs.mount()
+            try rootfs.mount(volatile: config.autoRemove)
             rollback.record("rootfs mount") { try rootfs.unmount(lazy: true) }
             StepTrace.mark("rootfs mount")
 
             let directory = store.directory(of: id)
             record.state.ipAddress = nil
-            let files = try writeNetworkFiles(record, links: links, in: directory, hostResolvConf: hostResolvConf)
+            let files = try NetworkFiles.write(for: record, links: links, in: directory, hostResolvConf: hostResolvConf)
             StepTrace.mark("network files")
 
             let cgroup = try Cgroup.create(name: runtime.cgroup, limits: cgroupLimits(config))
@@ -133,7 +133,11 @@ extension Engine {
             }
             runtime.process = ProcessIdentity.of(pid: process.pid)
             StepTrace.mark("clone")
-            try cgroup.add(pid: process.pid)
+            // Moving a process into a v1 cgroup waits for an RCU grace period (about 10 ms here):
+            // it overlaps the network set-up; the child waits at its sync point until both are done.
+            let pid = process.pid
+            let joining = BackgroundWork { try cgroup.add(pid: pid) }
+            rollback.record("joining the cgroup") { _ = try? joining.join() }
 
             if let net {
                 let namespace = try NetworkNamespace.open(pid: process.pid)
@@ -146,7 +150,6 @@ extension Engine {
                     }
                 }
                 runtime.endpoint = endpoint
-                try saveRuntime(runtime, id)
                 rollback.record("endpoint \(endpoint)") { try self.releaseEndpoint(endpoint, deleteVeth: true) }
                 StepTrace.mark("attach")
                 // The child may already have bind-mounted the file: rewrite it in place (same inode).
@@ -154,7 +157,12 @@ extension Engine {
                 try Self.overwrite(files.hosts, HostsFile.content(hostname: record.hostname, domainname: config.domainname,
                                                                   address: endpoint.address.address, extraHosts: extra, links: links))
 
-                if !bindings.isEmpty {
+                // One runtime record for the endpoint and the ports. A crash before it is written
+                // leaves a veth named after the container and a lease and ports owned by it: the
+                // reconcile and its sweep release those without it.
+                if bindings.isEmpty {
+                    try saveRuntime(runtime, id)
+                } else {
                     let allocator = try portAllocator()
                     let ports = try host.run { try allocator.allocate(owner: id.full, bindings) }
                     StepTrace.mark("host ports")
@@ -181,6 +189,8 @@ extension Engine {
                 try saveRuntime(runtime, id)
             }
 
+            try joining.join()
+            StepTrace.mark("cgroup joined")
             try process.start()
             StepTrace.mark("release child")
 
@@ -275,40 +285,6 @@ extension Engine {
             break
         }
         return spec
-    }
-
-    /// `NetworkFiles.write` without the fsyncs: the files are regenerated at every start, so a
-    /// crash can lose them without harm, and a start saves three disk flushes.
-    func writeNetworkFiles(_ record: ContainerRecord, links: [ResolvedLink], in directory: String,
-                           hostResolvConf: String) throws -> NetworkFiles {
-        let c = record.config
-        let extra = try c.extraHosts.map(HostsEntry.init(addHost:))
-        let files = NetworkFiles(hosts: directory + "/hosts", hostname: directory + "/hostname",
-                                 resolvConf: directory + "/resolv.conf")
-        let address = record.state.ipAddress.flatMap(IPv4Address.init)
-        try Self.replace(files.hosts, HostsFile.content(hostname: record.hostname, domainname: c.domainname, address: address,
-                                                        extraHosts: extra, links: links))
-        try Self.replace(files.hostname, HostnameFile.content(hostname: record.hostname))
-        try Self.replace(files.resolvConf, BerthLinks.ResolvConf.content(host: hostResolvConf, dns: c.dns, search: c.dnsSearch,
-                                                                         options: c.dnsOptions))
-        return files
-    }
-
-    /// Writes a new file and renames it over `path` (atomic for readers, no fsync).
-    static func replace(_ path: String, _ text: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BerthError.system("create \(temporary)") }
-        let bytes = Array(text.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { close(fd); unlink(temporary); throw BerthError.system("write \(temporary)") }
-            off += n
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else { unlink(temporary); throw BerthError.system("rename \(temporary) to \(path)") }
     }
 
     /// Replaces a file's content keeping its inode (it may be bind-mounted into the container).

@@ -53,11 +53,27 @@ public final class Engine: Sendable {
     /// - Parameter options: Root, bridge and firewall settings.
     public init(options: EngineOptions = EngineOptions()) throws {
         self.options = options
-        store = try StateStore(root: options.root)
+        store = try StateStore(root: options.root, execRoot: options.execRoot)
         volumes = try VolumeStore(root: options.root)
         layers = try LayerStore(root: options.root + "/image")
         host = HostContext(namespace: options.hostNamespace)
         seccompCache = SeccompProgramCache(directory: options.root + "/seccomp")
+        try FileIO.makeDirectories(options.root + "/logs", mode: 0o700)
+        if store.execRootIsNew { removeLeftoversOfEphemeralContainers() }
+    }
+
+    /// After a reboot the exec root is empty, and with it the records of `--rm` containers that
+    /// were running; removes their rootfs directories, logs and names from the disk.
+    func removeLeftoversOfEphemeralContainers() {
+        let known = Set(((try? store.ids()) ?? []).map(\.full))
+        // Engine rootfs are named by container id; others (made through LayerStore directly) stay.
+        for rootfs in (try? layers.containerRootfsList()) ?? [] where (try? ContainerID(rootfs.name)) != nil && !known.contains(rootfs.name) {
+            try? layers.removeContainerRootfs(name: rootfs.name)
+        }
+        for file in (try? directoryEntries(options.root + "/logs")) ?? [] where !known.contains(String(file.prefix(64))) {
+            unlink(options.root + "/logs/" + file)
+        }
+        try? store.removeStaleNames()
     }
 
     // MARK: - Network
@@ -85,7 +101,8 @@ public final class Engine: Sendable {
     func portAllocator() throws -> PortAllocator {
         try portsCache.withLock { cached in
             if let cached { return cached }
-            let a = try host.run { try PortAllocator(stateRoot: options.root + "/ports") }
+            // Published ports end with a reboot: their reservations live in the exec root.
+            let a = try host.run { try PortAllocator(stateRoot: store.execRoot + "/ports") }
             cached = a
             return a
         }
@@ -110,8 +127,11 @@ public final class Engine: Sendable {
     /// The host end of a container's veth: derived from its id so that it is known before it exists.
     func hostInterfaceName(_ id: ContainerID) -> String { "veth" + id.full.prefix(7) }
 
-    /// The container's log file (stdout and stderr).
-    public func logPath(_ id: ContainerID) -> String { store.directory(of: id) + "/container.log" }
+    /// The container's log file (stdout and stderr): in its directory, or for a `--rm` container
+    /// (whose directory is in the exec root, a tmpfs) under `<root>/logs`, on disk.
+    public func logPath(_ id: ContainerID) -> String {
+        store.isEphemeral(id) ? options.root + "/logs/" + id.full + ".log" : store.directory(of: id) + "/container.log"
+    }
 
     func runtimePath(_ id: ContainerID) -> String { store.directory(of: id) + "/runtime.json" }
 
@@ -129,7 +149,7 @@ public final class Engine: Sendable {
         do { data = try encoder.encode(runtime) } catch {
             throw BerthError(.invalidArgument, "cannot encode \(runtimePath(id))", underlying: error)
         }
-        try Self.replace(runtimePath(id), String(decoding: data, as: UTF8.self))
+        try FileIO.writeAtomically(runtimePath(id), [UInt8](data), durable: false)
     }
 
     // MARK: - Create

@@ -7,6 +7,9 @@ import BerthSystem
 public struct EngineOptions: Sendable {
     /// The state root (`--root`): containers, images, volumes, network leases.
     public var root: String
+    /// The exec root (`--exec-root`): state that ends with a reboot (`--rm` containers, published
+    /// ports); `nil` means ``StateStore/defaultExecRoot(for:)``.
+    public var execRoot: String?
     /// The bridge interface (`--bridge`); an existing bridge is adopted.
     public var bridge: String
     /// The bridge address and subnet (`--bip`); `nil` lets IPAM choose a free pool subnet.
@@ -37,10 +40,12 @@ public struct EngineOptions: Sendable {
     ///   - userlandProxy: Whether loopback traffic to published ports goes through the proxy.
     ///   - cgroupParent: The parent cgroup.
     ///   - hostNamespace: The namespace playing the host (`nil`: this process's).
+    ///   - execRoot: The exec root, or `nil` for the default.
     public init(root: String = StateStore.defaultRoot, bridge: String = "berth0", bip: IPv4CIDR? = nil,
                 iptables: Bool = true, icc: Bool = true, userlandProxy: Bool = true, cgroupParent: String = "berth",
-                hostNamespace: NetworkNamespace? = nil) {
+                hostNamespace: NetworkNamespace? = nil, execRoot: String? = nil) {
         self.root = root
+        self.execRoot = execRoot
         self.bridge = bridge
         self.bip = bip
         self.iptables = iptables
@@ -54,6 +59,7 @@ public struct EngineOptions: Sendable {
     /// The global `berth` flags that reproduce these options (for re-executing `berth monitor`).
     public var commandLineArguments: [String] {
         var args = ["--root", root, "--bridge", bridge]
+        if let execRoot { args += ["--exec-root", execRoot] }
         if let bip { args += ["--bip", bip.description] }
         if !iptables { args.append("--iptables=false") }
         if !icc { args.append("--icc=false") }

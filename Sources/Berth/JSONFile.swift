@@ -8,15 +8,15 @@ import Foundation
 
 /// Reads and writes the store's JSON documents.
 enum JSONFile {
-    /// Encodes `value` and replaces `path` atomically (temporary file, fsync, rename).
-    static func write<T: Encodable>(_ value: T, to path: String) throws {
+    /// Encodes `value` and replaces `path` atomically (temporary file, fsync when `durable`, rename).
+    static func write<T: Encodable>(_ value: T, to path: String, durable: Bool) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data: Data
         do { data = try encoder.encode(value) } catch {
             throw BerthError(.invalidArgument, "cannot encode \(path)", underlying: error)
         }
-        try FileIO.writeAtomically(path, [UInt8](data) + [UInt8(ascii: "\n")], mode: 0o600)
+        try FileIO.writeAtomically(path, [UInt8](data) + [UInt8(ascii: "\n")], mode: 0o600, durable: durable)
     }
 
     /// Decodes the document at `path`.

@@ -42,7 +42,7 @@ final class RememberedBridgeRules: Firewall {
         }
         try inner.addBridgeRules(rules)
         bridgeRulesInPlace.withLock { $0 = true }
-        if let key { try? Engine.replace(marker, key) }
+        if let key { try? FileIO.writeAtomically(marker, key, durable: false) }
     }
 
     func removeBridgeRules(_ rules: BridgeRules) throws {

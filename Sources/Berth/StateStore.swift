@@ -15,28 +15,68 @@ import Glibc
 ///     names/<name>                  the id owning a name: the name index and its reservation
 ///     volumes/<name>/…              see ``VolumeStore``
 ///
+/// Containers run with `--rm` keep their directory under the *exec root* instead (Docker's
+/// `--exec-root`, default `/run/berth`, a tmpfs): they never outlive their run, and a reboot, which
+/// empties it, ends that run too. Its files (documents, generated hosts files, runtime record) then
+/// cost no disk metadata updates, which on ext4 take milliseconds each to create and remove.
+///
+///     <exec root>/containers/<id>/…  as above, for `--rm` containers
+///
 /// Every document is replaced atomically (temporary file + rename), so a reader never sees a torn
 /// file even without the lock. Reads take no lock.
+///
+/// Durability: `config.json` and the name are fsynced, as they are what the user asked for and
+/// must outlive a power loss, except for `--rm` containers, which do not outlive their process.
+/// `state.json` is not: it describes processes and kernel objects that a reboot ends anyway (the
+/// engine reconciles it), and a state that a power loss left unreadable reads as exited.
 public final class StateStore: Sendable {
     /// Docker's layout lives in /var/lib/docker; Berth's in /var/lib/berth.
     public static let defaultRoot = "/var/lib/berth"
 
     /// The root directory.
     public let root: String
+    /// The exec root: state that must not outlive a reboot (``defaultExecRoot(for:)``).
+    public let execRoot: String
 
     /// Opens (creating if needed) a store.
-    /// - Parameter root: The root directory; tests pass a temporary one.
-    public init(root: String = StateStore.defaultRoot) throws {
+    /// - Parameters:
+    ///   - root: The root directory; tests pass a temporary one.
+    ///   - execRoot: The exec root; `nil` means ``defaultExecRoot(for:)``.
+    public init(root: String = StateStore.defaultRoot, execRoot: String? = nil) throws {
         self.root = root
-        for dir in [root, root + "/containers", root + "/names", root + "/volumes"] {
+        self.execRoot = execRoot ?? Self.defaultExecRoot(for: root)
+        execRootIsNew = !FileIO.exists(self.execRoot + "/containers")
+        for dir in [root, root + "/containers", root + "/names", root + "/volumes", self.execRoot, self.execRoot + "/containers"] {
             try FileIO.makeDirectories(dir, mode: 0o700)
         }
     }
 
+    /// Whether this store made its exec root's `containers` directory: the first use, or the
+    /// first since a reboot emptied the exec root (the engine then removes what `--rm`
+    /// containers of the previous boot left on disk: rootfs, logs, names).
+    public let execRootIsNew: Bool
+
+    /// `/run/berth` for the default root (as dockerd pairs /var/lib/docker with /var/run/docker);
+    /// `<root>/run` for any other root, so that a root given alone stays self-contained (pass an
+    /// exec root on a tmpfs to get its speed).
+    /// - Parameter root: The state root.
+    public static func defaultExecRoot(for root: String) -> String {
+        root == defaultRoot ? "/run/berth" : root + "/run"
+    }
+
+    /// Whether a container's directory is under the exec root (a `--rm` container).
+    /// - Parameter id: The container.
+    public func isEphemeral(_ id: ContainerID) -> Bool { FileIO.exists(ephemeralDirectory(of: id)) }
+
+    private func ephemeralDirectory(of id: ContainerID) -> String { execRoot + "/containers/" + id.full }
+
     /// The directory of one container (`containers/<id>`), where the engine also keeps its
     /// generated `hosts`, `hostname` and `resolv.conf`.
     /// - Parameter id: The container.
-    public func directory(of id: ContainerID) -> String { root + "/containers/" + id.full }
+    public func directory(of id: ContainerID) -> String {
+        let ephemeral = ephemeralDirectory(of: id)
+        return FileIO.exists(ephemeral) ? ephemeral : root + "/containers/" + id.full
+    }
 
     /// Runs `body` holding the store's exclusive lock. The lock is not re-entrant: `body` must not
     /// call the store's locking methods (``create(config:name:id:created:)``, ``save(_:)``,
@@ -61,22 +101,23 @@ public final class StateStore: Sendable {
                        created: Timestamp = .now()) throws -> ContainerRecord {
         let requested = try name.map(ContainerName.validate)
         return try withLock {
-            guard !FileIO.exists(directory(of: id)) else {
+            guard !FileIO.exists(root + "/containers/" + id.full), !FileIO.exists(ephemeralDirectory(of: id)) else {
                 throw BerthError(.alreadyExists, "container id \(id) already exists")
             }
+            let home = config.autoRemove ? ephemeralDirectory(of: id) : root + "/containers/" + id.full
             let chosen: String
             if let requested {
-                try reserveNameLocked(requested, for: id)
+                try reserveNameLocked(requested, for: id, durable: !config.autoRemove)
                 chosen = requested
             } else {
-                chosen = try reserveGeneratedNameLocked(for: id)
+                chosen = try reserveGeneratedNameLocked(for: id, durable: !config.autoRemove)
             }
             let record = ContainerRecord(id: id, name: chosen, created: created, config: config, state: ContainerState())
             do {
-                try FileIO.makeDirectories(directory(of: id), mode: 0o700)
+                try FileIO.makeDirectories(home, mode: 0o700)
                 try writeDocuments(record)
             } catch {
-                try? FileIO.removeTree(directory(of: id))
+                try? FileIO.removeTree(home)
                 unlink(namePath(chosen))
                 throw error
             }
@@ -100,7 +141,7 @@ public final class StateStore: Sendable {
     public func saveState(_ state: ContainerState, of id: ContainerID) throws {
         try withLock {
             try requireExists(id)
-            try JSONFile.write(state, to: directory(of: id) + "/state.json")
+            try JSONFile.write(state, to: directory(of: id) + "/state.json", durable: false)
         }
     }
 
@@ -116,7 +157,7 @@ public final class StateStore: Sendable {
             try requireExists(id)
             var state = try JSONFile.read(ContainerState.self, from: directory(of: id) + "/state.json")
             try change(&state)
-            try JSONFile.write(state, to: directory(of: id) + "/state.json")
+            try JSONFile.write(state, to: directory(of: id) + "/state.json", durable: false)
             return state
         }
     }
@@ -130,7 +171,7 @@ public final class StateStore: Sendable {
         try withLock {
             var record = try load(id)
             guard record.name != bare else { return }
-            try reserveNameLocked(bare, for: id)
+            try reserveNameLocked(bare, for: id, durable: !record.config.autoRemove)
             record.name = bare
             do { try writeDocuments(record, stateToo: false) } catch { unlink(namePath(bare)); throw error }
             releaseNameLocked(of: id, except: bare)
@@ -156,7 +197,13 @@ public final class StateStore: Sendable {
         let dir = directory(of: id)
         guard FileIO.exists(dir + "/config.json") else { throw BerthError(.notFound, "No such container: \(id)") }
         let identity = try JSONFile.read(StoredIdentity.self, from: dir + "/config.json")
-        let state = try JSONFile.read(ContainerState.self, from: dir + "/state.json")
+        // Not fsynced (see the type's notes): after a power loss it may be empty; the container then
+        // reads as exited, which is what it is after a reboot.
+        let state = (try? JSONFile.read(ContainerState.self, from: dir + "/state.json")) ?? {
+            var exited = ContainerState()
+            exited.status = .exited
+            return exited
+        }()
         return ContainerRecord(id: identity.id, name: identity.name, created: identity.created, config: identity.config, state: state)
     }
 
@@ -168,7 +215,7 @@ public final class StateStore: Sendable {
 
     /// The identifiers of every stored container.
     public func ids() throws -> [ContainerID] {
-        try directoryEntries(root + "/containers").compactMap { try? ContainerID($0) }
+        try (directoryEntries(root + "/containers") + directoryEntries(execRoot + "/containers")).compactMap { try? ContainerID($0) }
     }
 
     /// Finds a container the way Docker does: an exact id, then an exact name (with or without
@@ -228,32 +275,40 @@ public final class StateStore: Sendable {
     private func writeDocuments(_ record: ContainerRecord, stateToo: Bool = true) throws {
         let dir = directory(of: record.id)
         try JSONFile.write(StoredIdentity(id: record.id, name: record.name, created: record.created, config: record.config),
-                           to: dir + "/config.json")
-        if stateToo { try JSONFile.write(record.state, to: dir + "/state.json") }
+                           to: dir + "/config.json", durable: !record.config.autoRemove)
+        if stateToo { try JSONFile.write(record.state, to: dir + "/state.json", durable: false) }
     }
 
     /// Claims `name` for `id`. Caller holds the lock. A name file whose container is gone (a crash
     /// between reservation and creation) is taken over.
-    private func reserveNameLocked(_ name: String, for id: ContainerID) throws {
+    private func reserveNameLocked(_ name: String, for id: ContainerID, durable: Bool) throws {
         if let owner = owner(ofName: name), owner != id {
             throw BerthError(.alreadyExists,
                              "Conflict. The container name \"/\(name)\" is already in use by container \"\(owner.full)\". You have to remove (or rename) that container to be able to reuse that name.")
         }
-        try FileIO.writeAtomically(namePath(name), id.full + "\n", mode: 0o600)
+        try FileIO.writeAtomically(namePath(name), id.full + "\n", mode: 0o600, durable: durable)
     }
 
     /// Docker tries random names, with a digit appended after the first collision, and falls back
     /// to the short id.
-    private func reserveGeneratedNameLocked(for id: ContainerID) throws -> String {
+    private func reserveGeneratedNameLocked(for id: ContainerID, durable: Bool) throws -> String {
         for attempt in 0..<ContainerName.generationAttempts {
             let name = ContainerName.generate(attempt: attempt)
             if owner(ofName: name) == nil {
-                try reserveNameLocked(name, for: id)
+                try reserveNameLocked(name, for: id, durable: durable)
                 return name
             }
         }
-        try reserveNameLocked(id.short, for: id)
+        try reserveNameLocked(id.short, for: id, durable: durable)
         return id.short
+    }
+
+    /// Deletes name files whose container no longer exists (a `--rm` container of an earlier
+    /// boot). Takes the lock.
+    public func removeStaleNames() throws {
+        try withLock {
+            for name in try directoryEntries(root + "/names") where owner(ofName: name) == nil { unlink(namePath(name)) }
+        }
     }
 
     /// Deletes every name file pointing at `id`, except `keep`. Caller holds the lock.

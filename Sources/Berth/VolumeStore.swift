@@ -54,7 +54,7 @@ public final class VolumeStore: Sendable {
             var volume = try createLocked(name: name)
             if !volume.references.contains(container) {
                 volume.references.append(container)
-                try JSONFile.write(volume, to: documentPath(volume.name))
+                try JSONFile.write(volume, to: documentPath(volume.name), durable: true)
             }
             return volume
         }
@@ -76,7 +76,7 @@ public final class VolumeStore: Sendable {
                     try FileIO.removeTree(directory(volume.name))
                     removed.append(volume.name)
                 } else {
-                    try JSONFile.write(volume, to: documentPath(volume.name))
+                    try JSONFile.write(volume, to: documentPath(volume.name), durable: true)
                 }
             }
             return removed
@@ -124,7 +124,7 @@ public final class VolumeStore: Sendable {
                             mountpoint: directory(volumeName) + "/_data")
         do {
             try FileIO.makeDirectories(volume.mountpoint)
-            try JSONFile.write(volume, to: documentPath(volumeName))
+            try JSONFile.write(volume, to: documentPath(volumeName), durable: true)
         } catch {
             try? FileIO.removeTree(directory(volumeName))
             throw error

@@ -33,8 +33,12 @@ public struct ContainerRootfs: Sendable {
     ///
     /// With many layers the option string can exceed the page-size limit of mount(2); then the
     /// lower dirs are passed as `/proc/self/fd/N` of descriptors opened for the call.
+    /// - Parameter volatile: Mount with overlayfs's `volatile` option: no syncs of the upper
+    ///   filesystem, at unmount included (one flush of the whole upper filesystem otherwise). For
+    ///   a rootfs that is thrown away when its container ends (`--rm`): after a crash overlayfs
+    ///   refuses to mount it again (the engine removes it then anyway).
     /// - Throws: ``BerthError`` when mount(2) fails.
-    public func mount() throws {
+    public func mount(volatile: Bool = false) throws {
         if isMounted { return }
         for dir in lowerDirs + [upperDir, workDir] where dir.contains(",") || dir.contains(":") {
             throw BerthError(.invalidArgument, "rootfs \(name): overlay directory \(dir) contains ',' or ':'")
@@ -43,7 +47,7 @@ public struct ContainerRootfs: Sendable {
         defer { for fd in fds { close(fd) } }
         // diff and commit read the upper dir as a plain tree, which holds only while overlayfs
         // copies up rather than recording renames (redirect_dir) or metadata-only copies (metacopy).
-        let features = ",redirect_dir=off,metacopy=off"
+        let features = ",redirect_dir=off,metacopy=off" + (volatile ? ",volatile" : "")
         var lowers = lowerDirs.joined(separator: ":")
         var options = "lowerdir=\(lowers),upperdir=\(upperDir),workdir=\(workDir)" + features
         if options.utf8.count > 4000 {

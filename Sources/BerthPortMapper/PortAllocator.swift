@@ -185,7 +185,8 @@ public final class PortAllocator: Sendable {
         try FileLock.withLock(lockPath) {
             var state = try load()
             let result = try body(&state)
-            try FileIO.writeAtomically(statePath, PortAllocator.encode(state))
+            // Not fsynced: after a reboot no port is published, and the engine releases stale owners.
+            try FileIO.writeAtomically(statePath, PortAllocator.encode(state), durable: false)
             return result
         }
     }

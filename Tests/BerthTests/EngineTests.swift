@@ -125,6 +125,50 @@ import Glibc
         #expect(!(try FileIO.read("/proc/self/mounts")).contains(f.root + "/image/containers/" + web.id.full))
     }
 
+    @Test func removedOnExitContainerLeavesNothingAndLogsOnDisk() throws {
+        let f = try EngineFixture()
+        defer { f.remove() }
+        let running = try f.run(["sleep", "100"], name: "once") {
+            $0.autoRemove = true
+            $0.portSpecs = ["18082:80"]
+        }
+        let id = running.id
+        #expect(f.engine.store.isEphemeral(id))
+        #expect(f.engine.logPath(id) == f.root + "/logs/" + id.full + ".log")
+        #expect(FileIO.exists(f.engine.logPath(id)))
+        // Its rootfs is thrown away: an overlay that never syncs its upper filesystem.
+        let mount = try FileIO.read("/proc/self/mounts").split(separator: "\n").first { $0.contains(id.full + "/merged") }
+        #expect(mount?.contains("volatile") == true)
+        try f.engine.stop(id.full, timeout: 1)
+        _ = running.wait()
+        #expect(!FileIO.exists(f.root + "/run/containers/" + id.full))
+        #expect(!FileIO.exists(f.root + "/logs/" + id.full + ".log"))
+        #expect(!FileIO.exists(f.root + "/image/containers/" + id.full))
+        #expect(f.engine.store.owner(ofName: "once") == nil)
+        #expect(try f.engine.portAllocator().allocations().isEmpty)
+        #expect(try !f.host.sh("iptables-save -t nat").contains("18082"))
+    }
+
+    @Test func aRebootRemovesWhatRemovedOnExitContainersLeftOnDisk() throws {
+        let f = try EngineFixture()
+        defer { f.remove() }
+        var config = ContainerConfig(image: "busybox", cmd: ["true"])
+        config.autoRemove = true
+        let gone = try f.engine.create(config, name: "before-reboot")
+        let kept = try f.engine.create(ContainerConfig(image: "busybox", cmd: ["true"]), name: "kept")
+        try FileIO.writeAtomically(f.engine.logPath(gone.id), "output\n")
+        #expect(FileIO.exists(f.root + "/image/containers/" + gone.id.full))
+        // A reboot empties the exec root (a tmpfs).
+        try FileIO.removeTree(f.root + "/run")
+        let after = try Engine(options: EngineOptions(root: f.root, cgroupParent: f.cgroupParent, hostNamespace: f.host.namespace))
+        #expect(try after.store.list().map(\.id) == [kept.id])
+        #expect(!FileIO.exists(f.root + "/image/containers/" + gone.id.full))
+        #expect(FileIO.exists(f.root + "/image/containers/" + kept.id.full))
+        #expect(!FileIO.exists(f.root + "/logs/" + gone.id.full + ".log"))
+        #expect(!FileIO.exists(f.root + "/names/before-reboot"))
+        #expect(FileIO.exists(f.root + "/names/kept"))
+    }
+
     @Test func successiveContainersGetSuccessiveAddresses() throws {
         let f = try EngineFixture()
         defer { f.remove() }

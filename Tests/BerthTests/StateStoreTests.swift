@@ -141,3 +141,52 @@ import Glibc
     #expect(try f.store.ids().isEmpty)
     #expect(try directoryEntries(f.root + "/names").isEmpty)
 }
+
+@Test func removedOnExitContainersLiveInTheExecRoot() throws {
+    let f = try StoreFixture()
+    defer { f.remove() }
+    #expect(f.store.execRoot == f.root + "/run")
+    var config = ContainerConfig(image: "busybox", cmd: ["true"])
+    config.autoRemove = true
+    let ephemeral = try f.store.create(config: config, name: "once")
+    let kept = try f.store.create(config: ContainerConfig(image: "busybox", cmd: ["true"]), name: "kept")
+    #expect(f.store.isEphemeral(ephemeral.id))
+    #expect(!f.store.isEphemeral(kept.id))
+    #expect(f.store.directory(of: ephemeral.id) == f.root + "/run/containers/" + ephemeral.id.full)
+    #expect(f.store.directory(of: kept.id) == f.root + "/containers/" + kept.id.full)
+    // Both are found by id, name and prefix, and listed.
+    #expect(try f.store.resolve("once") == ephemeral.id)
+    #expect(try f.store.resolve(String(ephemeral.id.full.prefix(10))) == ephemeral.id)
+    #expect(Set(try f.store.list().map(\.id)) == [ephemeral.id, kept.id])
+    // A name stays unique across both places.
+    #expect(throws: BerthError.self) { try f.store.create(config: config, name: "kept") }
+    #expect(throws: BerthError.self) { try f.store.create(config: ContainerConfig(image: "busybox", cmd: ["true"]), name: "once") }
+
+    try f.store.remove(ephemeral.id)
+    #expect(!FileIO.exists(f.root + "/run/containers/" + ephemeral.id.full))
+    #expect(f.store.owner(ofName: "once") == nil)
+    #expect(try f.store.list().map(\.id) == [kept.id])
+}
+
+@Test func anUnreadableStateReadsAsExited() throws {
+    let f = try StoreFixture()
+    defer { f.remove() }
+    let record = try f.store.create(config: ContainerConfig(image: "busybox", cmd: ["true"]), name: "torn")
+    _ = try f.store.updateState(of: record.id) { $0.status = .running; $0.pid = 4242 }
+    // What a power loss can leave of a document written without fsync.
+    try FileIO.writeAtomically(f.store.directory(of: record.id) + "/state.json", "")
+    let loaded = try f.store.load(record.id)
+    #expect(loaded.state.status == .exited)
+    #expect(loaded.state.pid == 0)
+    #expect(loaded.config == record.config)
+}
+
+@Test func aNewExecRootIsReported() throws {
+    let f = try StoreFixture()
+    defer { f.remove() }
+    #expect(f.store.execRootIsNew)
+    #expect(try StateStore(root: f.root).execRootIsNew == false)
+    try FileIO.removeTree(f.root + "/run")
+    #expect(try StateStore(root: f.root).execRootIsNew)
+    #expect(StateStore.defaultExecRoot(for: StateStore.defaultRoot) == "/run/berth")
+}
