@@ -95,8 +95,10 @@ extension LayerStore {
     /// - Parameters:
     ///   - name: A unique name (letters, digits, `_`, `.`, `-`), usually the container ID.
     ///   - image: The image reference.
+    ///   - initLayer: Put the init layer (``LayerStore/initLayerEntries``) above the image's
+    ///     layers, as a container needs; without it the rootfs shows the image exactly.
     /// - Returns: The rootfs; call ``ContainerRootfs/mount()`` to mount it.
-    public func createContainerRootfs(name: String, image: String) throws -> ContainerRootfs {
+    public func createContainerRootfs(name: String, image: String, initLayer: Bool = true) throws -> ContainerRootfs {
         guard !name.isEmpty, name.count <= 128, name != ".", name != "..",
               name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" }) else {
             throw BerthError(.invalidArgument, "invalid container rootfs name \"\(name)\"")
@@ -110,19 +112,22 @@ extension LayerStore {
             }
             do {
                 for sub in ["upper", "work", "merged"] { try FileIO.makeDirectories(dir + "/" + sub, mode: 0o755) }
-                if rec.diffIDs.isEmpty { try FileIO.makeDirectories(dir + "/empty", mode: 0o755) }
-                try writeJSON(RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs), to: dir + "/rootfs.json")
+                if rec.diffIDs.isEmpty && !initLayer { try FileIO.makeDirectories(dir + "/empty", mode: 0o755) }
+                try writeJSON(RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs, initLayer: initLayer), to: dir + "/rootfs.json")
             } catch {
                 try? FileIO.removeTree(dir)
                 throw error
             }
-            return try rootfs(from: RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs))
+            return try rootfs(from: RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs, initLayer: initLayer))
         }
     }
 
     func rootfs(from r: RootfsRecord) throws -> ContainerRootfs {
         let dir = containerDir(r.name)
-        let lowers = r.diffIDs.isEmpty ? [dir + "/empty"] : r.diffIDs.reversed().map { layerPath($0) }
+        // The init layer on top of the image's (see ``LayerStore/initLayerEntries``); overlayfs needs
+        // at least one lower directory.
+        var lowers = (r.initLayer == true ? [initLayerPath] : []) + r.diffIDs.reversed().map { layerPath($0) }
+        if lowers.isEmpty { lowers = [dir + "/empty"] }
         return ContainerRootfs(name: r.name, image: r.image, lowerDirs: lowers, upperDir: dir + "/upper",
                                workDir: dir + "/work", mergedDir: dir + "/merged")
     }

@@ -27,6 +27,7 @@ public struct Image: Sendable {
 ///   character devices, opaque dirs with `trusted.overlay.opaque=y`), shared read-only;
 /// - `layers/<hex>/layer.json`, `images/<id hex>.json`, `tags.json`: records written atomically;
 /// - `containers/<name>/{upper,work,merged}`: per-container overlay directories;
+/// - `init/`: the init layer, the top lower layer of every container rootfs (``initLayerEntries``);
 /// - `tmp/`: staging; an import only becomes visible when it is complete and verified.
 ///
 /// Every update of the records holds an exclusive `flock` on `root/lock`, so two processes can
@@ -52,6 +53,41 @@ public final class LayerStore: Sendable {
         layerOptions = o
         for dir in ["", "/blobs/sha256", "/layers", "/images", "/containers", "/tmp"] {
             try FileIO.makeDirectories(root + dir, mode: 0o700)
+        }
+        try makeInitLayer()
+    }
+
+    /// The mount points every container needs, in the init layer that sits above the image layers
+    /// of each container rootfs (Docker's `-init` layer, shared here): with them in place, mounting
+    /// /proc, /sys, /dev and the generated hosts files changes nothing in the container's upper
+    /// directory, so `diff` and `commit` do not see them and a start creates no files on disk.
+    /// Paths ending in `/` are directories, the others empty files.
+    public static let initLayerEntries = ["proc/", "sys/", "dev/", "etc/", "etc/hosts", "etc/hostname", "etc/resolv.conf"]
+
+    /// The init layer's directory.
+    public var initLayerPath: String { root + "/init" }
+
+    /// Creates the init layer once: built in staging, then renamed into place.
+    private func makeInitLayer() throws {
+        if FileIO.exists(initLayerPath) { return }
+        let staging = try makeStaging("init")
+        do {
+            try FileIO.makeDirectories(staging, mode: 0o755)
+            chmod(staging, 0o755)
+            for entry in Self.initLayerEntries {
+                if entry.hasSuffix("/") {
+                    try FileIO.makeDirectories(staging + "/" + entry.dropLast(), mode: 0o755)
+                } else {
+                    try FileIO.writeAtomically(staging + "/" + entry, "", mode: 0o644)
+                }
+            }
+            guard rename(staging, initLayerPath) == 0 || errno == ENOTEMPTY || errno == EEXIST else {
+                throw BerthError.system("rename \(staging) to \(initLayerPath)")
+            }
+            if FileIO.exists(staging) { try FileIO.removeTree(staging) }
+        } catch {
+            try? FileIO.removeTree(staging)
+            throw error
         }
     }
 
@@ -92,6 +128,8 @@ public final class LayerStore: Sendable {
         var name: String
         var image: Digest
         var diffIDs: [Digest]
+        /// Whether the init layer sits above the image's layers (absent in older records: no).
+        var initLayer: Bool?
     }
 
     func writeJSON<T: Encodable>(_ value: T, to path: String) throws {

@@ -84,8 +84,17 @@ static int create_target(const struct berth_spawn_config *cfg, const struct bert
     if (op->create == BERTH_CREATE_DIR) return make_dirs(cfg, op->target, 0);
     if (op->create == BERTH_CREATE_FILE) {
         if (make_dirs(cfg, op->target, 1) != 0) return -1;
-        int fd = open(op->target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0) return errno == EEXIST ? 0 : -1;
+        /* O_EXCL: an existing target (the init layer's /etc/hosts, say) is not opened for writing,
+         * which on overlayfs would copy it up. An existing symlink is refused as before (the mount
+         * would follow it). */
+        int fd = open(op->target, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0) {
+            if (errno != EEXIST) return -1;
+            struct stat st;
+            if (lstat(op->target, &st) != 0) return -1;
+            if (S_ISLNK(st.st_mode)) { errno = ELOOP; return -1; }
+            return 0;
+        }
         close(fd);
     }
     return 0;

@@ -45,7 +45,7 @@ import Glibc
         let got = try other.importArchive(layout)
         let edited = try #require(got.first { $0.tags == ["layout:edited"] })
         #expect(edited.layers.count == 2)
-        let fs = try other.createContainerRootfs(name: "u", image: "layout:edited")
+        let fs = try other.createContainerRootfs(name: "u", image: "layout:edited", initLayer: false)
         try fs.mount()
         defer { try? fs.unmount(lazy: true) }
         #expect(!exists(fs.mergedDir + "/bin/cat"))

@@ -74,7 +74,7 @@ import Glibc
         let store = try LayerStore(root: s.path + "/root")
         let img = try store.importArchive(save)[0]
         #expect(img.layers.count == 2)
-        let fs = try store.createContainerRootfs(name: "w", image: "two")
+        let fs = try store.createContainerRootfs(name: "w", image: "two", initLayer: false)
         try fs.mount()
         defer { try? fs.unmount(lazy: true) }
         let merged = try treeListing(fs.mergedDir).map { String($0.split(separator: " ")[0]) }
@@ -201,4 +201,31 @@ import Glibc
         #expect(FileIO.exists(bundle2 + "/rootfs/bin/ls"))
         #expect(try listDirectory(bundle2 + "/rootfs/etc") == ["only"])
     }
+}
+
+@Test func theInitLayerHoldsMountPointsAboveTheImage() throws {
+    let s = try Scratch("init")
+    defer { s.remove() }
+    let image = s.path + "/etc.tar"
+    // The image has an /etc of its own and a symlink where a container mounts /etc/hosts.
+    try writeTar(image, [.dir("etc/"), .file("etc/os-release", "x"), .symlink("etc/hosts", to: "/outside/hosts")])
+    let store = try LayerStore(root: s.path + "/root")
+    try store.importRootfs(image, tag: "img")
+    let fs = try store.createContainerRootfs(name: "c", image: "img")
+    #expect(fs.lowerDirs.first == store.initLayerPath)
+    try fs.mount()
+    defer { try? fs.unmount(lazy: true) }
+    for entry in LayerStore.initLayerEntries {
+        var st = stat()
+        #expect(lstat(fs.mergedDir + "/" + (entry.hasSuffix("/") ? String(entry.dropLast()) : entry), &st) == 0)
+        #expect((st.st_mode & S_IFMT) == (entry.hasSuffix("/") ? S_IFDIR : S_IFREG), "\(entry)")
+    }
+    // The image's own files stay; the init layer's regular file shadows the symlink.
+    #expect(try FileIO.read(fs.mergedDir + "/etc/os-release") == "x")
+    // Nothing of it is in the container's upper directory: diff sees no change.
+    #expect(try listDirectory(fs.upperDir).isEmpty)
+    #expect(try store.diff(name: "c").isEmpty)
+    // Without it, the rootfs is the image exactly.
+    let bare = try store.createContainerRootfs(name: "bare", image: "img", initLayer: false)
+    #expect(!bare.lowerDirs.contains(store.initLayerPath))
 }

@@ -134,6 +134,26 @@ import Glibc
         }
     }
 
+    @Test func aSymlinkedFileTargetResolvesInsideTheRootfs() throws {
+        let f = try ContainerFixture()
+        // The image points /etc/hosts outside its rootfs; the bind mount must not follow it there
+        // (like runc's securejoin, the link is resolved as if the rootfs were /).
+        let outside = f.rootfs.bundle + "/outside-hosts"
+        try FileIO.writeAtomically(outside, "host file\n")
+        let source = f.rootfs.bundle + "/generated-hosts"
+        try FileIO.writeAtomically(source, "generated\n")
+        try FileIO.makeDirectories(f.rootfs.path + "/etc")
+        unlink(f.rootfs.path + "/etc/hosts")
+        #expect(symlink(outside, f.rootfs.path + "/etc/hosts") == 0)
+        var spec = f.spec("cat /etc/hosts")
+        spec.mounts = (spec.mounts ?? []) + [ContainerSpec.Mount(destination: "/etc/hosts", type: "bind", source: source, options: ["bind"])]
+        let r = try f.run(spec)
+        #expect(r.status == .exited(0))
+        #expect(r.output == "generated\n")
+        #expect(try FileIO.read(outside) == "host file\n")
+        #expect(!(try FileIO.read("/proc/self/mounts")).contains(outside))
+    }
+
     @Test func bindMountsWithReadOnly() throws {
         let f = try ContainerFixture()
         let data = f.rootfs.bundle + "/data"
