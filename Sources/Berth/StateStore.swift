@@ -21,6 +21,7 @@ import Glibc
 /// cost no disk metadata updates, which on ext4 take milliseconds each to create and remove.
 ///
 ///     <exec root>/containers/<id>/…  as above, for `--rm` containers
+///     <exec root>/names/<name>        their names (unique together with root/names)
 ///
 /// Every document is replaced atomically (temporary file + rename), so a reader never sees a torn
 /// file even without the lock. Reads take no lock.
@@ -46,7 +47,8 @@ public final class StateStore: Sendable {
         self.root = root
         self.execRoot = execRoot ?? Self.defaultExecRoot(for: root)
         execRootIsNew = !FileIO.exists(self.execRoot + "/containers")
-        for dir in [root, root + "/containers", root + "/names", root + "/volumes", self.execRoot, self.execRoot + "/containers"] {
+        for dir in [root, root + "/containers", root + "/names", root + "/volumes", self.execRoot, self.execRoot + "/containers",
+                    self.execRoot + "/names"] {
             try FileIO.makeDirectories(dir, mode: 0o700)
         }
     }
@@ -107,10 +109,10 @@ public final class StateStore: Sendable {
             let home = config.autoRemove ? ephemeralDirectory(of: id) : root + "/containers/" + id.full
             let chosen: String
             if let requested {
-                try reserveNameLocked(requested, for: id, durable: !config.autoRemove)
+                try reserveNameLocked(requested, for: id, ephemeral: config.autoRemove)
                 chosen = requested
             } else {
-                chosen = try reserveGeneratedNameLocked(for: id, durable: !config.autoRemove)
+                chosen = try reserveGeneratedNameLocked(for: id, ephemeral: config.autoRemove)
             }
             let record = ContainerRecord(id: id, name: chosen, created: created, config: config, state: ContainerState())
             do {
@@ -118,7 +120,7 @@ public final class StateStore: Sendable {
                 try writeDocuments(record)
             } catch {
                 try? FileIO.removeTree(home)
-                unlink(namePath(chosen))
+                unlinkName(chosen)
                 throw error
             }
             return record
@@ -171,9 +173,9 @@ public final class StateStore: Sendable {
         try withLock {
             var record = try load(id)
             guard record.name != bare else { return }
-            try reserveNameLocked(bare, for: id, durable: !record.config.autoRemove)
+            try reserveNameLocked(bare, for: id, ephemeral: record.config.autoRemove)
             record.name = bare
-            do { try writeDocuments(record, stateToo: false) } catch { unlink(namePath(bare)); throw error }
+            do { try writeDocuments(record, stateToo: false) } catch { unlinkName(bare); throw error }
             releaseNameLocked(of: id, except: bare)
         }
     }
@@ -225,7 +227,7 @@ public final class StateStore: Sendable {
     public func resolve(_ reference: String) throws -> ContainerID {
         if let id = try? ContainerID(reference), FileIO.exists(directory(of: id)) { return id }
         let name = reference.hasPrefix("/") ? String(reference.dropFirst()) : reference
-        if !name.isEmpty, !name.contains("/"), let text = try? FileIO.read(namePath(name)),
+        if !name.isEmpty, !name.contains("/"), let text = readName(name),
             let id = try? ContainerID(text.trimmingSpaces()), FileIO.exists(directory(of: id) + "/config.json")
         {
             return id
@@ -250,7 +252,7 @@ public final class StateStore: Sendable {
     /// - Parameter name: A container name with or without `/`.
     public func owner(ofName name: String) -> ContainerID? {
         let bare = name.hasPrefix("/") ? String(name.dropFirst()) : name
-        guard let text = try? FileIO.read(namePath(bare)), let id = try? ContainerID(text.trimmingSpaces()),
+        guard let text = readName(bare), let id = try? ContainerID(text.trimmingSpaces()),
             FileIO.exists(directory(of: id) + "/config.json")
         else { return nil }
         return id
@@ -266,7 +268,20 @@ public final class StateStore: Sendable {
         var config: ContainerConfig
     }
 
-    private func namePath(_ name: String) -> String { root + "/names/" + name }
+    /// A name's file: under the exec root for a `--rm` container (it goes with the container), under
+    /// the root otherwise. Both directories are checked on every lookup: a name is unique across them.
+    private func namePath(_ name: String, ephemeral: Bool = false) -> String {
+        (ephemeral ? execRoot : root) + "/names/" + name
+    }
+
+    private func readName(_ name: String) -> String? {
+        (try? FileIO.read(namePath(name, ephemeral: true))) ?? (try? FileIO.read(namePath(name)))
+    }
+
+    private func unlinkName(_ name: String) {
+        unlink(namePath(name, ephemeral: true))
+        unlink(namePath(name))
+    }
 
     private func requireExists(_ id: ContainerID) throws {
         guard FileIO.exists(directory(of: id) + "/config.json") else { throw BerthError(.notFound, "No such container: \(id)") }
@@ -281,30 +296,30 @@ public final class StateStore: Sendable {
 
     /// Claims `name` for `id`. Caller holds the lock. A name file whose container is gone (a crash
     /// between reservation and creation) is taken over.
-    private func reserveNameLocked(_ name: String, for id: ContainerID, durable: Bool) throws {
+    private func reserveNameLocked(_ name: String, for id: ContainerID, ephemeral: Bool) throws {
         if let owner = owner(ofName: name), owner != id {
             throw BerthError(.alreadyExists,
                              "Conflict. The container name \"/\(name)\" is already in use by container \"\(owner.full)\". You have to remove (or rename) that container to be able to reuse that name.")
         }
-        try FileIO.writeAtomically(namePath(name), id.full + "\n", mode: 0o600, durable: durable)
+        try FileIO.writeAtomically(namePath(name, ephemeral: ephemeral), id.full + "\n", mode: 0o600, durable: !ephemeral)
     }
 
     /// Docker tries random names, with a digit appended after the first collision, and falls back
     /// to the short id.
-    private func reserveGeneratedNameLocked(for id: ContainerID, durable: Bool) throws -> String {
+    private func reserveGeneratedNameLocked(for id: ContainerID, ephemeral: Bool) throws -> String {
         for attempt in 0..<ContainerName.generationAttempts {
             let name = ContainerName.generate(attempt: attempt)
             if owner(ofName: name) == nil {
-                try reserveNameLocked(name, for: id, durable: durable)
+                try reserveNameLocked(name, for: id, ephemeral: ephemeral)
                 return name
             }
         }
-        try reserveNameLocked(id.short, for: id, durable: durable)
+        try reserveNameLocked(id.short, for: id, ephemeral: ephemeral)
         return id.short
     }
 
-    /// Deletes name files whose container no longer exists (a `--rm` container of an earlier
-    /// boot). Takes the lock.
+    /// Deletes name files under the root whose container no longer exists (left by a crash between
+    /// reserving a name and writing the container). Takes the lock.
     public func removeStaleNames() throws {
         try withLock {
             for name in try directoryEntries(root + "/names") where owner(ofName: name) == nil { unlink(namePath(name)) }
@@ -313,8 +328,11 @@ public final class StateStore: Sendable {
 
     /// Deletes every name file pointing at `id`, except `keep`. Caller holds the lock.
     private func releaseNameLocked(of id: ContainerID, except keep: String?) {
-        for name in (try? directoryEntries(root + "/names")) ?? [] where name != keep {
-            if let text = try? FileIO.read(namePath(name)), text.trimmingSpaces() == id.full { unlink(namePath(name)) }
+        for ephemeral in [true, false] {
+            for name in (try? directoryEntries((ephemeral ? execRoot : root) + "/names")) ?? [] where name != keep {
+                let path = namePath(name, ephemeral: ephemeral)
+                if let text = try? FileIO.read(path), text.trimmingSpaces() == id.full { unlink(path) }
+            }
         }
     }
 }
