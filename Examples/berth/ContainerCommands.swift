@@ -306,6 +306,18 @@ struct PortCommand: ParsableCommand {
     }
 }
 
+/// `exec -t`: SIGWINCH resizes the command's terminal to ours, as `run -t` does.
+enum ExecTerminalResize {
+    nonisolated(unsafe) static var terminal: PseudoTerminal?
+
+    static func forward(to pty: PseudoTerminal) {
+        terminal = pty
+        signal(SIGWINCH) { _ in
+            if let size = WindowSize.of(0) ?? WindowSize.of(1) { try? ExecTerminalResize.terminal?.resize(size) }
+        }
+    }
+}
+
 struct ExecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exec", abstract: "Run a command in a running container.")
     @OptionGroup var global: GlobalOptions
@@ -331,13 +343,18 @@ struct ExecCommand: ParsableCommand {
             // relay its master to our terminal (raw with -i) until the container side hangs up.
             var terminal: PseudoTerminal?
             var relay: TerminalRelay?
-            defer { terminal.map { close($0.master) } }
+            defer {
+                ExecTerminalResize.terminal = nil
+                if let terminal { close(terminal.master) }
+            }
             let raw = interactive ? RawTerminalMode(fd: 0) : nil
             defer { raw?.restore() }
             let code = try engine.exec(container, argv: command, env: env + ["TERM=xterm"], workingDir: workdir,
                                        stdio: .containerTerminal(size: WindowSize.of(0) ?? WindowSize.of(1))) { process in
                 terminal = process.takeTerminal()
-                if let terminal { relay = try TerminalRelay(master: terminal.master, input: interactive ? 0 : -1, outputs: [1]) }
+                guard let terminal else { return }
+                relay = try TerminalRelay(master: terminal.master, input: interactive ? 0 : -1, outputs: [1])
+                ExecTerminalResize.forward(to: terminal)
             }
             relay?.wait()
             return code

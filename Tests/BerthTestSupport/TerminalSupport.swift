@@ -43,16 +43,26 @@ public func readTerminal(_ master: Int32, until marker: String, timeout: Double 
     return String(decoding: out, as: UTF8.self)
 }
 
-/// Spawns `args` (posix_spawn) with the slave of `pty` as its stdin, stdout and stderr.
+/// Spawns `args` (posix_spawn) with the slave of `pty` as its stdin, stdout and stderr, no
+/// signal blocked (the calling thread may block some) and default signal dispositions.
 public func spawnOnTerminal(_ args: [String], _ pty: PseudoTerminal) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     for fd in Int32(0)...2 { posix_spawn_file_actions_adddup2(&actions, pty.slave, fd) }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: pid_t = 0
     let rc = withCStrings(args) { argv in
         withCStrings(currentEnvironment().map { "\($0.key)=\($0.value)" }) { envp in
-            posix_spawn(&pid, args[0], &actions, nil, argv, envp)
+            posix_spawn(&pid, args[0], &actions, &attributes, argv, envp)
         }
     }
     guard rc == 0 else { throw BerthError(.system, "spawn \(args[0]): \(strerrorString(rc))", errno: rc) }

@@ -164,6 +164,36 @@ import Glibc
         #expect(i == "piped\n", "\(i)")
     }
 
+    /// `exec -it` on a pty: typed input reaches the command, whose terminal has our size and
+    /// follows it on SIGWINCH; the exit status is the command's.
+    @Test func cliExecInteractiveTerminalFollowsResize() throws {
+        let berth = try #require(berthExecutable(), "build the berth executable first")
+        let f = try EngineFixture()
+        defer { f.remove() }
+        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
+        _ = try f.host.sh("\(b) run -d --name tx busybox sleep 100")
+        defer { _ = try? f.host.sh("\(b) rm -f tx") }
+        let pty = try PseudoTerminal.open(size: WindowSize(rows: 24, columns: 80))
+        defer { close(pty.master) }
+        let args = [berth, "--root", f.root, "--cgroup-parent", f.cgroupParent, "exec", "-it", "tx", "sh"]
+        let pid: pid_t = try f.host.run { try spawnOnTerminal(args, pty) }
+        pty.closeSlave()
+        let first = Array("echo at-$(tty) $(stty size)\n".utf8)
+        #expect(write(pty.master, first, first.count) == first.count)
+        let before = readTerminal(pty.master, until: "at-/dev/pts/0 24 80")
+        #expect(before.contains("at-/dev/pts/0 24 80"), "\(before)")
+        try pty.resize(WindowSize(rows: 30, columns: 100))
+        kill(pid, SIGWINCH)
+        usleep(200_000)
+        let second = Array("echo now $(stty size); exit 4\n".utf8)
+        #expect(write(pty.master, second, second.count) == second.count)
+        let output = readUntilHangup(pty.master)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect((status >> 8) & 0xff == 4, "\(output)")
+        #expect(output.contains("now 30 100"), "\(output)")
+    }
+
     /// `run -d -t`: the monitor holds the master and logs what comes out of it; `exec -t` gives
     /// the command a terminal of the container's devpts too.
     @Test func cliDetachedTerminalAndExec() throws {

@@ -212,7 +212,8 @@ void berth_spawn_use_clone3(int enabled);
 int berth_wait_child(pid_t pid, int pidfd, int nohang, int *exited, int *code);
 
 /* A close-on-exec socket pair for the sync point (a write to a dead child fails with EPIPE
- * instead of raising SIGPIPE), and the parent's release: one byte sent with MSG_NOSIGNAL. */
+ * instead of raising SIGPIPE) and for the console, and the parent's release: one byte sent with
+ * MSG_NOSIGNAL. */
 int berth_sync_pair(int fds[2]);
 int berth_sync_release(int fd);
 
