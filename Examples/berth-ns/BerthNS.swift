@@ -115,17 +115,15 @@ struct BerthNS: ParsableCommand {
             return try container.wait()
         }
 
-        // A terminal: the container gets a pty slave as its controlling terminal, sized like ours;
-        // we relay our stdin to the master and the master to our stdout, with our terminal raw.
-        let pty = try PseudoTerminal.open(size: WindowSize.of(0) ?? WindowSize.of(1))
-        var slaveOpen = true
-        defer { if slaveOpen { pty.closeSlave() }; close(pty.master) }
-        let container = try ContainerProcess.spawn(spec, stdio: .terminal(pty), security: security,
-                                                   options: .init(parentDeathSignal: SIGKILL)) { c in
+        // A terminal: the container opens a pty in its own devpts (sized like ours) and makes the
+        // slave its controlling terminal; we relay our stdin to the master and the master to our
+        // stdout, with our terminal raw.
+        let container = try ContainerProcess.spawn(spec, stdio: .containerTerminal(size: WindowSize.of(0) ?? WindowSize.of(1)),
+                                                   security: security, options: .init(parentDeathSignal: SIGKILL)) { c in
             try cgroup.add(pid: c.pid)
         }
-        pty.closeSlave()
-        slaveOpen = false
+        guard let pty = container.takeTerminal() else { throw BerthError(.invalidState, "the container has no terminal") }
+        defer { close(pty.master) }
         let raw = RawTerminalMode(fd: 0)
         defer { raw?.restore() }
         let relay = try TerminalRelay(master: pty.master, input: 0, outputs: [1])

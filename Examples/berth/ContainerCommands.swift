@@ -306,6 +306,18 @@ struct PortCommand: ParsableCommand {
     }
 }
 
+/// `exec -t`: SIGWINCH resizes the command's terminal to ours, as `run -t` does.
+enum ExecTerminalResize {
+    nonisolated(unsafe) static var terminal: PseudoTerminal?
+
+    static func forward(to pty: PseudoTerminal) {
+        terminal = pty
+        signal(SIGWINCH) { _ in
+            if let size = WindowSize.of(0) ?? WindowSize.of(1) { try? ExecTerminalResize.terminal?.resize(size) }
+        }
+    }
+}
+
 struct ExecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exec", abstract: "Run a command in a running container.")
     @OptionGroup var global: GlobalOptions
@@ -327,19 +339,24 @@ struct ExecCommand: ParsableCommand {
                 return try engine.exec(container, argv: command, env: env, workingDir: workdir,
                                        stdio: ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .inherit, stderr: .inherit))
             }
-            // -t: the command gets a pty of its own; we relay it to our terminal (raw with -i).
-            let pty = try PseudoTerminal.open(size: WindowSize.of(0) ?? WindowSize.of(1))
-            defer { close(pty.master) }
-            var slaveOpen = true
-            defer { if slaveOpen { pty.closeSlave() } }
-            let relay = try TerminalRelay(master: pty.master, input: interactive ? 0 : -1, outputs: [1])
+            // -t: the command gets a terminal of its own, opened in the container's devpts; we
+            // relay its master to our terminal (raw with -i) until the container side hangs up.
+            var terminal: PseudoTerminal?
+            var relay: TerminalRelay?
+            defer {
+                ExecTerminalResize.terminal = nil
+                if let terminal { close(terminal.master) }
+            }
             let raw = interactive ? RawTerminalMode(fd: 0) : nil
             defer { raw?.restore() }
             let code = try engine.exec(container, argv: command, env: env + ["TERM=xterm"], workingDir: workdir,
-                                       stdio: .terminal(pty))
-            pty.closeSlave()
-            slaveOpen = false
-            relay.wait()
+                                       stdio: .containerTerminal(size: WindowSize.of(0) ?? WindowSize.of(1))) { process in
+                terminal = process.takeTerminal()
+                guard let terminal else { return }
+                relay = try TerminalRelay(master: terminal.master, input: interactive ? 0 : -1, outputs: [1])
+                ExecTerminalResize.forward(to: terminal)
+            }
+            relay?.wait()
             return code
         }
         if code != 0 { throw ExitCode(code) }

@@ -10,10 +10,15 @@ extension Engine {
     ///   - argv: The command.
     ///   - env: Extra `KEY=value` entries, over the container's environment.
     ///   - workingDir: The working directory (`/` or the container's by default).
-    ///   - stdio: Where the streams go.
+    ///   - stdio: Where the streams go. ``ProcessStdio/containerTerminal(size:)`` (`exec -t`)
+    ///     gives the command a terminal opened through the container's /dev/ptmx, after it
+    ///     joined the container's mount namespace: its slave is a /dev/pts/N of the container.
+    ///   - started: Runs once the command has started, before waiting for it: take its terminal
+    ///     here (``ContainerProcess/takeTerminal()``) and start relaying it. A throw kills the
+    ///     command.
     /// - Returns: The command's exit code.
     public func exec(_ reference: String, argv: [String], env: [String] = [], workingDir: String? = nil,
-                     stdio: ProcessStdio = .inherit) throws -> Int32 {
+                     stdio: ProcessStdio = .inherit, started: (ContainerProcess) throws -> Void = { _ in }) throws -> Int32 {
         let record = try store.find(reference)
         let pid = record.state.pid
         guard record.state.isRunning, pid > 0, ProcessIdentity.of(pid: pid) != nil else {
@@ -32,9 +37,10 @@ extension Engine {
         let spec = ContainerSpec(process: ContainerSpec.Process(args: argv, env: environment, cwd: cwd),
                                  linux: ContainerSpec.Linux(namespaces: kinds.map { ContainerSpec.Namespace.join($0, pid: pid) }))
         let cgroup = try? Cgroup.open(name: cgroupName(record.id))
-        let status = try ContainerProcess.run(spec, stdio: stdio) { process in
+        let process = try ContainerProcess.spawn(spec, stdio: stdio) { process in
             try cgroup?.add(pid: process.pid)
         }
-        return status.code
+        try started(process)
+        return try process.wait().code
     }
 }

@@ -116,11 +116,9 @@ extension Engine {
                     copiers.append(OutputCopier(source: pipe[0], terminal: terminal, log: fcntl(log, F_DUPFD_CLOEXEC, 0)))
                 }
                 processStdio = ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .fd(fds[0]), stderr: .fd(fds[1]))
-            case .pseudoTerminal(let interactive, let foreground):
-                let pty = try OutputCopier.pseudoTerminal(logPath: logPath(id), interactive: interactive, foreground: foreground)
-                closeAfterClone.append(pty.slave)
-                copiers.append(pty.copier)
-                processStdio = pty.stdio
+            case .pseudoTerminal(_, let foreground):
+                // The child opens it in the container's devpts; the relay starts once it is running.
+                processStdio = .containerTerminal(size: foreground ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil)
             }
 
             let process = try ContainerProcess.create(spec, stdio: processStdio, security: security,
@@ -193,6 +191,9 @@ extension Engine {
             StepTrace.mark("cgroup joined")
             try process.start()
             StepTrace.mark("release child")
+            if case .pseudoTerminal(let interactive, let foreground) = stdio, let pty = process.takeTerminal() {
+                copiers.append(try OutputCopier.relay(pty, logPath: logPath(id), interactive: interactive, foreground: foreground))
+            }
 
             let started = try store.updateState(of: id) { s in
                 s.status = .running

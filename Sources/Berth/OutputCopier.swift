@@ -10,7 +10,7 @@ import Glibc
 /// own thread, until every writer has closed the pipe (`berth run` in the foreground).
 final class OutputCopier: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    /// The pty whose master this copier relays (``pseudoTerminal(logPath:interactive:foreground:)``).
+    /// The pty whose master this copier relays (``relay(_:logPath:interactive:foreground:)``).
     /// Its master stays open until the container side hangs up.
     private(set) var terminal: PseudoTerminal?
 
@@ -34,20 +34,15 @@ final class OutputCopier: @unchecked Sendable {
         thread.start()
     }
 
-    /// Opens a pty for a container (``ContainerStdio/pseudoTerminal(interactive:foreground:)``) and
-    /// starts relaying its master: output to stdout (when `foreground`) and the log file at
-    /// `logPath`, this process's stdin to the master when `interactive`. Returns the stdio for
-    /// the container, the copier (which closes the master and the log when the container side
-    /// hangs up) and the slave, which the caller closes once the container process is cloned.
-    static func pseudoTerminal(logPath: String, interactive: Bool,
-                               foreground: Bool) throws -> (stdio: ProcessStdio, copier: OutputCopier, slave: Int32) {
+    /// Starts relaying the master of a container's terminal (``ContainerStdio/pseudoTerminal(interactive:foreground:)``,
+    /// taken from the started process): output to stdout (when `foreground`) and the log file at
+    /// `logPath`, this process's stdin to the master when `interactive`. The copier closes the
+    /// master and the log when the container side hangs up; on a throw the master is closed too.
+    static func relay(_ pty: PseudoTerminal, logPath: String, interactive: Bool, foreground: Bool) throws -> OutputCopier {
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-        guard log >= 0 else { throw BerthError.system("open \(logPath)") }
-        let pty: PseudoTerminal
-        do {
-            pty = try PseudoTerminal.open(size: foreground ? (WindowSize.of(0) ?? WindowSize.of(1)) : nil)
-        } catch {
-            close(log)
+        guard log >= 0 else {
+            let error = BerthError.system("open \(logPath)")
+            pty.close()
             throw error
         }
         let relay: TerminalRelay
@@ -60,7 +55,7 @@ final class OutputCopier: @unchecked Sendable {
         }
         let copier = OutputCopier(relay: relay, closing: [pty.master, log])
         copier.terminal = pty
-        return (.terminal(pty), copier, pty.slave)
+        return copier
     }
 
     /// Waits for `relay` on its own thread, then closes `fds`.

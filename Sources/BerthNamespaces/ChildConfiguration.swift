@@ -21,6 +21,7 @@ final class ChildConfiguration {
         config.pointee.error_fd = -1
         config.pointee.close_fds = (-1, -1, -1, -1)
         config.pointee.stdio = (-1, -1, -1)
+        config.pointee.console_fd = -1
     }
 
     deinit {

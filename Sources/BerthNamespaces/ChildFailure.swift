@@ -73,6 +73,15 @@ struct ChildFailure {
         case BERTH_STAGE_RLIMIT.rawValue: what = "set \(i < c.rlimits.count ? c.rlimits[i] : "a resource limit")"
         case BERTH_STAGE_LOOPBACK.rawValue: what = "bring up lo in the new network namespace"
         case BERTH_STAGE_PDEATHSIG.rawValue: what = "set the parent-death signal"
+        case BERTH_STAGE_CONSOLE.rawValue:
+            switch UInt32(step) {
+            case BERTH_CONSOLE_OPEN_PTMX.rawValue: what = "open the container's /dev/ptmx for its terminal"
+            case BERTH_CONSOLE_UNLOCK.rawValue: what = "unlock the terminal's pty"
+            case BERTH_CONSOLE_OPEN_SLAVE.rawValue: what = "open the slave of the terminal's pty"
+            case BERTH_CONSOLE_CHOWN.rawValue: what = "give the terminal to uid \(c.user.uid)"
+            case BERTH_CONSOLE_WINSIZE.rawValue: what = "set the terminal's window size"
+            default: what = "send the terminal's master to the parent"
+            }
         default: what = "container setup (stage \(stage))"
         }
         let code: BerthError.Code = (errno == 2 && UInt32(stage) == BERTH_STAGE_EXEC.rawValue) ? .notFound : .system

@@ -37,16 +37,21 @@ public final class ContainerProcess: @unchecked Sendable {
     private struct State {
         var syncFD: Int32
         var errorFD: Int32
+        /// Our end of the console socket (``ProcessStdio/containerTerminal(size:)``), until the
+        /// master has come through it.
+        var consoleFD: Int32
+        /// The master of the process's terminal, until the caller takes it.
+        var terminalMaster: Int32 = -1
         var started = false
         var status: ExitStatus?
     }
     private let state: Mutex<State>
     private let context: ChildFailure.Context
 
-    private init(pid: pid_t, pidfd: Int32, syncFD: Int32, errorFD: Int32, context: ChildFailure.Context) {
+    private init(pid: pid_t, pidfd: Int32, syncFD: Int32, errorFD: Int32, consoleFD: Int32, context: ChildFailure.Context) {
         self.pid = pid
         self.pidfd = pidfd
-        self.state = Mutex(State(syncFD: syncFD, errorFD: errorFD))
+        self.state = Mutex(State(syncFD: syncFD, errorFD: errorFD, consoleFD: consoleFD))
         self.context = context
     }
 
@@ -54,6 +59,8 @@ public final class ContainerProcess: @unchecked Sendable {
         let needsReap = state.withLock { s -> Bool in
             if s.syncFD >= 0 { close(s.syncFD); s.syncFD = -1 }
             if s.errorFD >= 0 { close(s.errorFD); s.errorFD = -1 }
+            if s.consoleFD >= 0 { close(s.consoleFD); s.consoleFD = -1 }
+            if s.terminalMaster >= 0 { close(s.terminalMaster); s.terminalMaster = -1 }
             return s.status == nil
         }
         if needsReap { killAndReap() }
@@ -163,6 +170,16 @@ public final class ContainerProcess: @unchecked Sendable {
             throw BerthError.system("create the error pipe")
         }
         toClose += [errorPipe[1]]
+        // The console socket: the child sends its terminal's master through it (SCM_RIGHTS).
+        var consolePair: [Int32] = [-1, -1]
+        if stdio.allocatesTerminal {
+            guard berth_sync_pair(&consolePair) == 0 else {
+                close(syncPipe[1])
+                close(errorPipe[0])
+                throw BerthError.system("create the console socket")
+            }
+            toClose += [consolePair[0]]
+        }
 
         let child = ChildConfiguration()
         let c = child.config
@@ -171,7 +188,7 @@ public final class ContainerProcess: @unchecked Sendable {
         c.pointee.pid_ns_fd = pidNamespaceFD
         c.pointee.sync_fd = syncPipe[0]
         c.pointee.error_fd = errorPipe[1]
-        c.pointee.close_fds = (syncPipe[1], errorPipe[0], -1, -1)
+        c.pointee.close_fds = (syncPipe[1], errorPipe[0], consolePair[1], -1)
         if let rootfs, let plan {
             c.pointee.rootfs = UnsafePointer(child.string(rootfs))
             c.pointee.pivot = 1
@@ -193,6 +210,9 @@ public final class ContainerProcess: @unchecked Sendable {
         c.pointee.rlimit_count = Int32(limits.count)
         c.pointee.stdio = (io.fds[0], io.fds[1], io.fds[2])
         c.pointee.controlling_tty = stdio.controllingTerminal ? 1 : 0
+        c.pointee.console_fd = consolePair[0]
+        c.pointee.console_rows = stdio.terminalSize?.rows ?? 0
+        c.pointee.console_cols = stdio.terminalSize?.columns ?? 0
         c.pointee.pdeathsig = options.parentDeathSignal
         c.pointee.argv = UnsafePointer(child.stringArray(process.args))
         c.pointee.envp = UnsafePointer(child.stringArray(process.env ?? []))
@@ -201,7 +221,7 @@ public final class ContainerProcess: @unchecked Sendable {
         c.pointee.scratch = child.raw(scratchSize).assumingMemoryBound(to: CChar.self)
         c.pointee.scratch_size = scratchSize
         child.setSecurity(security)
-        var keep = Set([0, 1, 2, syncPipe[0], errorPipe[1]] + joins.map(\.fd) + io.fds.filter { $0 >= 0 })
+        var keep = Set([0, 1, 2, syncPipe[0], errorPipe[1], consolePair[0]] + joins.map(\.fd) + io.fds.filter { $0 >= 0 })
         keep.remove(-1)
         let keepList = keep.sorted()
         c.pointee.keep_fds = UnsafePointer(child.array(keepList))
@@ -213,12 +233,14 @@ public final class ContainerProcess: @unchecked Sendable {
             let e = errno
             close(syncPipe[1])
             close(errorPipe[0])
+            if consolePair[1] >= 0 { close(consolePair[1]) }
             throw BerthError.system("clone the container process", errno: e)
         }
         let context = ChildFailure.Context(
             argv0: argv0, rootfs: rootfs, steps: plan?.steps ?? [], joins: reportedJoins, security: security,
             rlimits: (process.rlimits ?? []).map(\.type), hostname: spec.hostname, domainname: spec.domainname, cwd: process.cwd, user: process.user)
-        let container = ContainerProcess(pid: pid, pidfd: pidfd, syncFD: syncPipe[1], errorFD: errorPipe[0], context: context)
+        let container = ContainerProcess(pid: pid, pidfd: pidfd, syncFD: syncPipe[1], errorFD: errorPipe[0],
+                                         consoleFD: consolePair[1], context: context)
         if newUser {
             // Releasing `container` on a throw kills and reaps the child.
             try writeIDMap(pid: pid, file: "uid_map", spec.linux?.uidMappings ?? [])
@@ -241,25 +263,65 @@ public final class ContainerProcess: @unchecked Sendable {
 
     /// Releases the child from the sync point and waits until it has exec'd the container's
     /// program (or failed on the way, in which case it is reaped and the failure thrown).
+    ///
+    /// With ``ProcessStdio/containerTerminal(size:)`` it first receives the master of the
+    /// terminal the child opened (``takeTerminal()``); the child sends it before the sync point.
     public func start() throws {
-        let (syncFD, errorFD) = try state.withLock { s -> (Int32, Int32) in
+        let (syncFD, errorFD, consoleFD) = try state.withLock { s -> (Int32, Int32, Int32) in
             guard !s.started else { throw BerthError(.invalidState, "container process \(pid) was already started") }
             s.started = true
-            let fds = (s.syncFD, s.errorFD)
+            let fds = (s.syncFD, s.errorFD, s.consoleFD)
             s.syncFD = -1
             s.errorFD = -1
+            s.consoleFD = -1
             return fds
         }
         defer { close(errorFD) }
+        if consoleFD >= 0 {
+            var master: Int32 = -1
+            let rc = berth_recv_fd(consoleFD, &master)
+            let e = errno
+            close(consoleFD)
+            guard rc == 1 else {
+                close(syncFD)
+                // rc == 0: the child closed the socket, i.e. died; its report says why.
+                let failure = rc == 0 ? readFailure(errorFD, wait: true) : nil
+                if failure == nil { killAndReap() } else { _ = try? reap() }
+                throw failure ?? BerthError(.system, "receive the terminal of container process \(pid): "
+                    + (rc == 0 ? "it exited first" : strerrorString(e)), errno: rc == 0 ? 0 : e)
+            }
+            state.withLock { $0.terminalMaster = master }
+        }
         let released = berth_sync_release(syncFD) == 0
         close(syncFD)
         if let failure = readFailure(errorFD, wait: true) {
             _ = try? reap()
+            closeTerminal()
             throw failure
         }
         if !released {
             let status = (try? reap()).map { "\($0)" } ?? "is gone"
+            closeTerminal()
             throw BerthError(.invalidState, "container process \(pid) \(status) before it was started")
+        }
+    }
+
+    /// The terminal the process got with ``ProcessStdio/containerTerminal(size:)``, once: after
+    /// ``start()`` the caller owns its ``PseudoTerminal/master`` (close-on-exec, blocking) and
+    /// closes it when done with the process's I/O; its ``PseudoTerminal/slave`` is -1 (the slave
+    /// lives in the container). A master never taken is closed with this object. `nil` without a
+    /// container terminal, before ``start()`` and after the first call.
+    public func takeTerminal() -> PseudoTerminal? {
+        state.withLock { s in
+            guard s.terminalMaster >= 0 else { return nil }
+            defer { s.terminalMaster = -1 }
+            return PseudoTerminal(master: s.terminalMaster, slave: -1)
+        }
+    }
+
+    private func closeTerminal() {
+        state.withLock { s in
+            if s.terminalMaster >= 0 { close(s.terminalMaster); s.terminalMaster = -1 }
         }
     }
 

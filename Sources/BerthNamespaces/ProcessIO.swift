@@ -25,8 +25,14 @@ public struct ProcessStdio: Sendable, Equatable {
     /// Standard error.
     public var stderr: StdioTarget
     /// Whether the process starts a new session whose controlling terminal is its stdin
-    /// (`setsid` + `TIOCSCTTY` in the child): set by ``terminal(_:)``.
+    /// (`setsid` + `TIOCSCTTY` in the child): set by ``terminal(_:)`` and ``containerTerminal(size:)``.
     public var controllingTerminal: Bool = false
+    /// Whether the child allocates a new pseudo-terminal through the container's own `/dev/ptmx`
+    /// for all three streams (the three targets above are then ignored): set by
+    /// ``containerTerminal(size:)``.
+    public var allocatesTerminal: Bool = false
+    /// The initial window size of the terminal the child allocates (`nil`: the kernel's 0 x 0).
+    public var terminalSize: WindowSize?
 
     /// - Parameters:
     ///   - stdin: Standard input (default /dev/null).
@@ -40,11 +46,28 @@ public struct ProcessStdio: Sendable, Equatable {
 
     /// All three inherited from the caller.
     public static let inherit = ProcessStdio(stdin: .inherit, stdout: .inherit, stderr: .inherit)
-    /// All three on the slave of `pty`, which becomes the process's controlling terminal in a
-    /// session of its own (what OCI `process.terminal` and `docker run -t` give).
+    /// All three on the slave of `pty`, a pair the caller opened (on the caller's devpts: in a
+    /// container with a devpts of its own, `isatty` holds but `ttyname` finds no name for it, so
+    /// prefer ``containerTerminal(size:)`` there). The slave becomes the process's controlling
+    /// terminal in a session of its own.
     public static func terminal(_ pty: PseudoTerminal) -> ProcessStdio {
         var stdio = ProcessStdio(stdin: .fd(pty.slave), stdout: .fd(pty.slave), stderr: .fd(pty.slave))
         stdio.controllingTerminal = true
+        return stdio
+    }
+
+    /// All three on a new pseudo-terminal that the child opens through `/dev/ptmx` once it is in
+    /// the container's mount namespace, as runc does: the slave is `/dev/pts/N` of the
+    /// container's own devpts (`tty` names it), owned by the process's user, and becomes the
+    /// controlling terminal of a session the process leads (what OCI `process.terminal` and
+    /// `docker run -t` give). The master comes back over a unix socket (`SCM_RIGHTS`): take it
+    /// with ``ContainerProcess/takeTerminal()`` after ``ContainerProcess/start()``.
+    /// - Parameter size: The initial window size, e.g. the caller's terminal's.
+    public static func containerTerminal(size: WindowSize? = nil) -> ProcessStdio {
+        var stdio = ProcessStdio(stdin: .inherit, stdout: .inherit, stderr: .inherit)
+        stdio.controllingTerminal = true
+        stdio.allocatesTerminal = true
+        stdio.terminalSize = size
         return stdio
     }
     /// All three on /dev/null.
@@ -53,6 +76,7 @@ public struct ProcessStdio: Sendable, Equatable {
     /// Opens what needs opening. Returns the child's three source fds (-1 = inherit) and the fds
     /// the caller must close after the clone.
     func open() throws -> (fds: [Int32], owned: [Int32]) {
+        if allocatesTerminal { return ([-1, -1, -1], []) }
         var fds: [Int32] = []
         var owned: [Int32] = []
         do {

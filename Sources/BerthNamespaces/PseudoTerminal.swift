@@ -5,16 +5,21 @@ import CBerthShim
 import Glibc
 #endif
 
-/// A pseudo-terminal pair opened on the host: give the ``slave`` to a container process with
-/// ``ProcessStdio/terminal(_:)`` and talk to it through the ``master``.
+/// A pseudo-terminal pair: the master end a container process's terminal is talked to through.
 ///
-/// The caller owns both descriptors (close-on-exec): close the slave once the process has
+/// Two ways to get one. ``ContainerProcess/takeTerminal()`` returns the master of the terminal a
+/// process opened in its own devpts (``ProcessStdio/containerTerminal(size:)``, what `-t` uses);
+/// ``slave`` is then -1. ``open(size:nonBlockingMaster:)`` opens a pair in the caller's devpts:
+/// give the ``slave`` to a process with ``ProcessStdio/terminal(_:)``.
+///
+/// The caller owns the descriptors (close-on-exec): close the slave once the process has
 /// started (the child holds its own copy), the master when done with the process's I/O.
 public struct PseudoTerminal: Sendable, Equatable {
     /// The master side: what the process writes to its terminal is read here; what is written
     /// here is the process's terminal input.
     public let master: Int32
-    /// The slave side: the process's terminal.
+    /// The slave side: the process's terminal; -1 when it lives in the container (it was opened
+    /// there).
     public let slave: Int32
 
     /// Opens a new pair (`posix_openpt`, unlocked, slave opened with `TIOCGPTPEER`).
@@ -37,11 +42,11 @@ public struct PseudoTerminal: Sendable, Equatable {
     }
 
     /// Closes the slave (after the process has started).
-    public func closeSlave() { Glibc.close(slave) }
+    public func closeSlave() { if slave >= 0 { Glibc.close(slave) } }
 
     /// Closes both ends.
     public func close() {
-        Glibc.close(slave)
+        closeSlave()
         Glibc.close(master)
     }
 }

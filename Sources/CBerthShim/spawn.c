@@ -260,6 +260,65 @@ static int set_caps(const struct berth_spawn_config *cfg) {
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
+/* One descriptor over a unix socket (SCM_RIGHTS), with a one-byte payload. */
+static int send_fd(int sock, int fd) {
+    char byte = 0;
+    struct iovec iov = { &byte, 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t n;
+    do n = sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : -1;
+}
+
+/* The container's terminal, as runc makes it: a pty from the devpts instance mounted at /dev/pts
+ * in the container's own mount namespace (we are past pivot_root, or have joined that namespace),
+ * so that the slave is /dev/pts/N inside and ttyname(3) finds it. The master goes to the parent;
+ * the slave (close-on-exec, moved onto 0/1/2 later) is returned. */
+static int open_console(const struct berth_spawn_config *cfg) {
+    int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) fail(cfg, BERTH_STAGE_CONSOLE, errno, -1, BERTH_CONSOLE_OPEN_PTMX);
+    int unlock = 0;
+    if (ioctl(m, TIOCSPTLCK, &unlock) != 0) fail(cfg, BERTH_STAGE_CONSOLE, errno, -1, BERTH_CONSOLE_UNLOCK);
+    /* TIOCGPTPEER opens the slave in the master's own devpts, without a path lookup. */
+    int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        /* Before Linux 4.13: by name, /dev/pts/N of the devpts we just opened /dev/ptmx in. */
+        unsigned int n = 0;
+        if (ioctl(m, TIOCGPTN, &n) != 0) fail(cfg, BERTH_STAGE_CONSOLE, errno, -1, BERTH_CONSOLE_OPEN_SLAVE);
+        char digits[16];
+        int len = 0;
+        do { digits[len++] = (char)('0' + n % 10); n /= 10; } while (n && len < (int)sizeof digits);
+        char *b = cfg->scratch;
+        memcpy(b, "/dev/pts/", 9);
+        for (int i = 0; i < len; i++) b[9 + i] = digits[len - 1 - i];
+        b[9 + len] = 0;
+        s = open(b, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (s < 0) fail(cfg, BERTH_STAGE_CONSOLE, errno, -1, BERTH_CONSOLE_OPEN_SLAVE);
+    }
+    /* The process's user owns its terminal (as with login or runc), so it can reopen it by name. */
+    if (cfg->set_user && fchown(s, cfg->uid, (gid_t)-1) != 0) fail(cfg, BERTH_STAGE_CONSOLE, errno, -1, BERTH_CONSOLE_CHOWN);
+    if (cfg->console_rows || cfg->console_cols) {
+        struct winsize w = { cfg->console_rows, cfg->console_cols, 0, 0 };
+        if (ioctl(m, TIOCSWINSZ, &w) != 0) fail(cfg, BERTH_STAGE_CONSOLE, errno, -1, BERTH_CONSOLE_WINSIZE);
+    }
+    if (send_fd(cfg->console_fd, m) != 0) fail(cfg, BERTH_STAGE_CONSOLE, errno, -1, BERTH_CONSOLE_SEND);
+    close(m);
+    close(cfg->console_fd);
+    return s;
+}
+
 static void wait_for_parent(const struct berth_spawn_config *cfg) {
     if (cfg->sync_fd < 0) return;
     char c;
@@ -311,6 +370,9 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
     mask_and_protect(cfg);
     if (cfg->hostname && sethostname(cfg->hostname, slen(cfg->hostname)) != 0) fail(cfg, BERTH_STAGE_HOSTNAME, errno, -1, 0);
     if (cfg->domainname && setdomainname(cfg->domainname, slen(cfg->domainname)) != 0) fail(cfg, BERTH_STAGE_DOMAINNAME, errno, -1, 0);
+    /* Before the seccomp filter (a profile need not allow what this takes) and the sync point
+     * (the parent receives the master while we wait there). */
+    int console = cfg->console_fd >= 0 ? open_console(cfg) : -1;
 
     /* Without no_new_privs only a holder of CAP_SYS_ADMIN may install a seccomp filter, so (like
      * runc) it goes in before the capabilities are dropped; we do it here, before the sync point,
@@ -336,6 +398,7 @@ static __attribute__((noreturn)) void child_main(const struct berth_spawn_config
 
     /* stdio: move sources out of 0..2 first so that dup2 cannot clobber a later source. */
     int src[3] = { cfg->stdio[0], cfg->stdio[1], cfg->stdio[2] };
+    if (console >= 0) src[0] = src[1] = src[2] = console;
     for (int i = 0; i < 3; i++) {
         if (src[i] >= 0 && src[i] < 3 && src[i] != i) {
             src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3);
@@ -481,6 +544,31 @@ int berth_sync_release(int fd) {
     ssize_t n;
     do n = send(fd, &one, 1, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
     return n == 1 ? 0 : -1;
+}
+
+int berth_recv_fd(int sock, int *fd) {
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+    ssize_t n;
+    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int))) {
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+            return 1;
+        }
+    }
+    errno = EBADMSG;
+    return -1;
 }
 
 int berth_cap_last_cap(void) {

@@ -100,12 +100,17 @@ enum berth_stage {
     BERTH_STAGE_CWD, BERTH_STAGE_BOUNDING, BERTH_STAGE_KEEPCAPS, BERTH_STAGE_SETGROUPS,
     BERTH_STAGE_SETGID, BERTH_STAGE_SETUID, BERTH_STAGE_CAPSET, BERTH_STAGE_AMBIENT,
     BERTH_STAGE_NO_NEW_PRIVS, BERTH_STAGE_SECCOMP, BERTH_STAGE_STDIO, BERTH_STAGE_EXEC,
-    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT, BERTH_STAGE_LOOPBACK, BERTH_STAGE_RLIMIT
+    BERTH_STAGE_SIGNALS, BERTH_STAGE_PDEATHSIG, BERTH_STAGE_CHROOT, BERTH_STAGE_LOOPBACK, BERTH_STAGE_RLIMIT,
+    BERTH_STAGE_CONSOLE
 };
 
 /* Sub-steps of BERTH_STAGE_MOUNT. */
 enum berth_mount_step { BERTH_STEP_MOUNT = 0, BERTH_STEP_CREATE = 1, BERTH_STEP_REMOUNT = 2,
                         BERTH_STEP_PROPAGATION = 3 };
+
+/* Sub-steps of BERTH_STAGE_CONSOLE. */
+enum berth_console_step { BERTH_CONSOLE_OPEN_PTMX = 0, BERTH_CONSOLE_UNLOCK = 1, BERTH_CONSOLE_OPEN_SLAVE = 2,
+                          BERTH_CONSOLE_CHOWN = 3, BERTH_CONSOLE_WINSIZE = 4, BERTH_CONSOLE_SEND = 5 };
 
 /* What the child reports on the error pipe. */
 struct berth_child_error {
@@ -162,6 +167,14 @@ struct berth_spawn_config {
     int stdio[3];                    /* -1: inherit */
     int controlling_tty;             /* 1: after stdio, setsid() and make fd 0 (a pty slave) the
                                       * controlling terminal (TIOCSCTTY) */
+    int console_fd;                  /* -1: none. Else the child's end of a unix socket: once the rootfs
+                                      * is set up (inside the container's mount namespace, created or
+                                      * joined) the child opens a pty through /dev/ptmx, so from the
+                                      * container's own devpts, sends the master on this socket
+                                      * (SCM_RIGHTS, before the sync point) and puts the slave on 0/1/2
+                                      * (stdio[] is ignored); set controlling_tty too */
+    unsigned short console_rows;     /* the console's initial window size (0 x 0: the kernel's default) */
+    unsigned short console_cols;
     int pdeathsig;                   /* 0: none */
 
     char *const *argv;
@@ -199,9 +212,14 @@ void berth_spawn_use_clone3(int enabled);
 int berth_wait_child(pid_t pid, int pidfd, int nohang, int *exited, int *code);
 
 /* A close-on-exec socket pair for the sync point (a write to a dead child fails with EPIPE
- * instead of raising SIGPIPE), and the parent's release: one byte sent with MSG_NOSIGNAL. */
+ * instead of raising SIGPIPE) and for the console, and the parent's release: one byte sent with
+ * MSG_NOSIGNAL. */
 int berth_sync_pair(int fds[2]);
 int berth_sync_release(int fd);
+
+/* Receives one descriptor sent with SCM_RIGHTS on a unix socket (the console master): returns 1
+ * and sets *fd (close-on-exec), 0 when the peer closed without sending, -1 with errno set. */
+int berth_recv_fd(int sock, int *fd);
 
 /* Reads /proc/sys/kernel/cap_last_cap (40 when unreadable). */
 int berth_cap_last_cap(void);
