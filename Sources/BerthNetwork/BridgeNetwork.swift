@@ -108,8 +108,10 @@ public final class BridgeNetwork: Sendable {
             let existingAddress: IPv4CIDR? = try existing.flatMap { _ in
                 try nl.addresses(of: name).lazy.compactMap { if case .ipv4(let c) = $0 { return c } else { return nil } }.first
             }
-            let otherRoutes = try nl.routes().filter { $0.interfaceIndex != existing?.index && !$0.isDefault }.map(\.destination)
-            let nameservers = configuration.nameservers ?? ResolvConf.nameservers()
+            // Read only when a subnet has to be checked or chosen (not when adopting an addressed bridge).
+            func otherRoutes() throws -> [IPv4CIDR] {
+                try nl.routes().filter { $0.interfaceIndex != existing?.index && !$0.isDefault }.map(\.destination)
+            }
 
             // The subnet.
             var requested: NetworkSubnet? = nil
@@ -129,7 +131,7 @@ public final class BridgeNetwork: Sendable {
                 chosen = adoptedSubnet
                 allocator = try openAllocator(ipamRoot, name, chosen, &log)
             } else if let requested {
-                try requested.checkNoOverlap(hostRoutes: otherRoutes, nameservers: [],
+                try requested.checkNoOverlap(hostRoutes: try otherRoutes(), nameservers: [],
                                              taken: try otherNetworks(ipamRoot, except: name))
                 chosen = requested
                 allocator = try openAllocator(ipamRoot, name, chosen, &log)
@@ -138,7 +140,8 @@ public final class BridgeNetwork: Sendable {
                 allocator = state
             } else {
                 allocator = try AddressAllocator.create(root: ipamRoot, network: name, pools: configuration.pools,
-                                                        hostRoutes: otherRoutes, nameservers: nameservers)
+                                                        hostRoutes: try otherRoutes(),
+                                                        nameservers: configuration.nameservers ?? ResolvConf.nameservers())
                 log.record("address state of \(name)") { try allocator.destroy() }
                 chosen = allocator.subnet
             }
