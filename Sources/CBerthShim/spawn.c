@@ -260,18 +260,29 @@ static int set_caps(const struct berth_spawn_config *cfg) {
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
+/* The one-byte message that carries one descriptor (SCM_RIGHTS) either way. */
+struct fd_message {
+    char byte;
+    struct iovec iov;
+    struct msghdr msg;
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+};
+
+static void fd_message_init(struct fd_message *m) {
+    memset(m, 0, sizeof *m);
+    m->iov.iov_base = &m->byte;
+    m->iov.iov_len = 1;
+    m->msg.msg_iov = &m->iov;
+    m->msg.msg_iovlen = 1;
+    m->msg.msg_control = m->u.buf;
+    m->msg.msg_controllen = sizeof m->u.buf;
+}
+
 /* One descriptor over a unix socket (SCM_RIGHTS), with a one-byte payload. */
 static int send_fd(int sock, int fd) {
-    char byte = 0;
-    struct iovec iov = { &byte, 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
+    struct fd_message m;
+    fd_message_init(&m);
+    struct msghdr msg = m.msg;
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -547,16 +558,9 @@ int berth_sync_release(int fd) {
 }
 
 int berth_recv_fd(int sock, int *fd) {
-    char byte;
-    struct iovec iov = { &byte, 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
+    struct fd_message m;
+    fd_message_init(&m);
+    struct msghdr msg = m.msg;
     ssize_t n;
     do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
     if (n < 0) return -1;
