@@ -243,6 +243,7 @@ static int read_replies(struct state *s, uint32_t seq, int dump) {
                 if (!dump) return 0;
                 continue;
             }
+            if ((h->nlmsg_type >> 8) != NFNL_SUBSYS_NFTABLES) continue;
             uint16_t type = h->nlmsg_type & 0xff;
             if (type == NFT_MSG_NEWGEN) {
                 size_t off = NLMSG_ALIGN(sizeof(struct nfgenmsg));
@@ -386,9 +387,7 @@ int berth_nft_delete_commented(const struct berth_nft_comment_rules *sets, size_
     (void)setsockopt(s.fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
     struct timeval tv = {.tv_sec = 2};
     (void)setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    s.seq = (uint32_t)now.tv_sec * 1000u;  /* any start works: replies are matched by seq */
+    /* s.seq starts at 0: the socket is new, replies are matched by their sequence number. */
 
     if (get_genid(&s) != 0) { saved = errno; goto out; }
     for (size_t i = 0; i < count; i++) {
