@@ -134,6 +134,27 @@ import Testing
         #expect(try host.run { try NetlinkRuleDeletion.delete([nowhere]) } == 0)
     }
 
+    @Test(.enabled(if: nfTables && Command.exists("conntrack"))) func udpTrafficAndConntrackFlush() throws {
+        let net = try TestNetwork()
+        defer { net.close() }
+        let server = try EchoServer(in: net.container, port: 5353, udp: true)
+        defer { server.close() }
+        let before = try primedRuleset(net.host, .iptables)
+        let fw = IptablesFirewall()
+        let bridgeRules = BridgeRules(bridge: net.bridge, subnet: try IPv4CIDR(parsing: "\(net.gateway)/24"), icc: true, masquerade: true)
+        let udp = [PortMapping(proto: .udp, hostPort: 15354, containerIP: net.containerIP, containerPort: 5353, bridge: net.bridge)]
+        try net.host.run {
+            try fw.addBridgeRules(bridgeRules)
+            try fw.addPortMappings(chainsInPlace: udp)
+            #expect(try exchange(net.hostIP, 15354, "dnat", udp: true) == "dnat")
+            #expect(try Command.run("conntrack", ["-L", "-p", "udp", "--orig-port-dst", "15354"]).stdout.contains("dport=15354"))
+            try fw.removePortMappings(chainsInPlace: udp)
+            #expect(!(try Command.run("conntrack", ["-L", "-p", "udp", "--orig-port-dst", "15354"]).stdout.contains("dport=15354")))
+            try fw.removeBridgeRules(bridgeRules)
+        }
+        #expect(try ruleset(net.host, .iptables) == before)
+    }
+
     @Test func theSpawningFallbackRestoresExactly() throws {
         let host = try SandboxHost()
         defer { host.close() }
