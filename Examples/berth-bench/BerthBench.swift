@@ -15,6 +15,7 @@ struct BerthBench: ParsableCommand {
             UnpackBenchmark.self,
             ProxyBenchmark.self,
             RunBenchmark.self,
+            PortRulesBenchmark.self,
         ]
     )
 }

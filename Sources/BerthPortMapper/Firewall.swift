@@ -94,12 +94,13 @@ public struct PortMapping: Sendable, Hashable, Codable, CustomStringConvertible 
 
 /// A packet-filter backend: installs and removes the rules of bridges and published ports.
 ///
-/// Every operation is one batch (one `iptables-restore` or one `nft -f -`), applied in the network
-/// namespace of the *calling thread*: run it inside `NetworkNamespace.run { }` to target a sandbox
-/// or a host namespace other than the process's. Operations are idempotent (adding rules that are
-/// present, or removing rules that are absent, changes nothing), and removing the last rule also
-/// removes the chains or table the backend created, so the rule set returns to what it was.
-/// Operations on one namespace are serialised across processes with a lock file in /run/berth.
+/// Every operation is one batch (one `iptables-restore`, one `nft -f -`, or one nf_tables
+/// transaction over netlink), applied in the network namespace of the *calling thread*: run it
+/// inside `NetworkNamespace.run { }` to target a sandbox or a host namespace other than the
+/// process's. Operations are idempotent (adding rules that are present, or removing rules that
+/// are absent, changes nothing), and removing the last rule also removes the chains or table the
+/// backend created, so the rule set returns to what it was. Operations on one namespace are
+/// serialised across processes with an `flock` on the namespace itself.
 public protocol Firewall: Sendable {
     /// The backend.
     var kind: FirewallKind { get }

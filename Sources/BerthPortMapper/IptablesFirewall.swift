@@ -8,8 +8,22 @@ import BerthSystem
 /// `filter BERTH` (accepts forwarded traffic to published ports), `filter BERTH-ISOLATION-STAGE-1`
 /// and `-STAGE-2` (keep two Berth bridges apart). Rules are written in `iptables-save`'s canonical
 /// form so that the current rule set, read with `iptables-save`, tells which rules are present.
+///
+/// Every port rule carries a comment naming its mapping (`berth port tcp/0.0.0.0:18080`). When
+/// the installed iptables is iptables-nft, ``removePortMappings(chainsInPlace:)`` uses it to
+/// delete the mapping's rules in-process over netlink, without spawning `iptables-restore`.
 public struct IptablesFirewall: Firewall {
-    public init() {}
+    /// Whether ``removePortMappings(chainsInPlace:)`` may delete rules over netlink (iptables-nft
+    /// hosts only); when false it always runs `iptables-restore`.
+    public var inProcessRemoval: Bool
+
+    /// - Parameter inProcessRemoval: Let ``removePortMappings(chainsInPlace:)`` delete rules over
+    ///   netlink when the installed iptables is iptables-nft (the default); `false` always spawns
+    ///   `iptables-restore`, as on iptables-legacy hosts.
+    public init(inProcessRemoval: Bool = true) {
+        self.inProcessRemoval = inProcessRemoval
+    }
+
     public var kind: FirewallKind { .iptables }
 
     public func addBridgeRules(_ rules: BridgeRules) throws {
@@ -49,18 +63,33 @@ public struct IptablesFirewall: Firewall {
     }
 
     /// ``removePortMappings(_:)`` for a caller that knows a bridge's rules are installed (see
-    /// ``addPortMappings(chainsInPlace:)``): deletes the rules without reading the rule set first;
-    /// if that fails (a rule was already gone), falls back to the computed, idempotent removal.
+    /// ``addPortMappings(chainsInPlace:)``), so Berth's chains stay whatever happens to the
+    /// mappings' rules.
+    ///
+    /// With iptables-nft (and ``inProcessRemoval``), the rules are found by their comment and
+    /// deleted in-process, in one nf_tables transaction over netlink; rules already gone are
+    /// skipped. Otherwise, or if that finds nothing or fails, one `iptables-restore` batch deletes
+    /// the rules without reading the rule set first, and if that fails too (a rule was already
+    /// gone), the computed, idempotent removal runs.
     /// - Parameter mappings: The mappings to withdraw.
     public func removePortMappings(chainsInPlace mappings: [PortMapping]) throws {
         guard !mappings.isEmpty else { return }
         let rules = mappings.flatMap(IptablesRules.port)
         try FirewallLock.withLock {
+            if removeInProcess(rules) { return }
             let fast = IptablesRules.unchecked(removing: rules)
             if (try? Command.run("iptables-restore", ["--noflush", "--wait"], input: fast))?.succeeded == true { return }
             try applyLocked(adding: [], removing: rules)
         }
         ConntrackFlush.flushUDP(mappings)
+    }
+
+    /// Deletes `rules` over netlink when that is possible here; true when it deleted at least one
+    /// (finding none means the rules were all gone, or are not nf_tables rules after all: the
+    /// `iptables-restore` path then decides). Call with the namespace lock held.
+    func removeInProcess(_ rules: [IptablesRule]) -> Bool {
+        guard inProcessRemoval, IptablesVariant.installed == .nfTables else { return false }
+        return ((try? NetlinkRuleDeletion.delete(rules)) ?? 0) > 0
     }
 
     /// Reads the current rule set, computes one restore batch and applies it, under the namespace lock.
@@ -84,6 +113,8 @@ struct IptablesRule: Hashable, Sendable {
     var spec: String
     /// Insert at the top of the chain instead of appending.
     var first = false
+    /// The text of the rule's `-m comment --comment` match (also part of `spec`), when it has one.
+    var comment: String? = nil
 
     /// The line as `iptables-save` shows it: `-A CHAIN spec`.
     var saved: String { "-A \(chain) \(spec)" }
@@ -154,20 +185,31 @@ enum IptablesRules {
         return r
     }
 
+    /// The comment that names a mapping's rules: protocol, host address and host port, which no
+    /// two mappings in one namespace share (the allocator and the kernel's bind see to that).
+    static func comment(_ m: PortMapping) -> String { "berth port \(m.proto.rawValue)/\(m.hostIP):\(m.hostPort)" }
+
+    /// A mapping's rules, each tagged with ``comment(_:)`` (after the matches, before the target,
+    /// where `iptables-save` prints it, quoted because it holds spaces).
     static func port(_ m: PortMapping) -> [IptablesRule] {
         let p = m.proto.rawValue
         let c = m.containerIP, h = m.hostPort, cp = m.containerPort
         let dst = m.hostIP.isUnspecified ? "" : "-d \(m.hostIP)/32 "
+        let text = comment(m)
+        let tag = "-m comment --comment \"\(text)\""
+        func rule(_ table: String, _ chain: String, _ matches: String, _ target: String) -> IptablesRule {
+            IptablesRule(table: table, chain: chain, spec: "\(matches) \(tag) \(target)", comment: text)
+        }
         var r: [IptablesRule] = [
-            .init(table: "nat", chain: natChain, spec: "\(dst)-p \(p) -m \(p) --dport \(h) -j DNAT --to-destination \(c):\(cp)"),
-            .init(table: "nat", chain: "POSTROUTING", spec: "-s \(c)/32 -d \(c)/32 -p \(p) -m \(p) --dport \(cp) -j MASQUERADE"),
-            .init(table: "filter", chain: filterChain, spec: "-d \(c)/32 ! -i \(m.bridge) -o \(m.bridge) -p \(p) -m \(p) --dport \(cp) -j ACCEPT"),
+            rule("nat", natChain, "\(dst)-p \(p) -m \(p) --dport \(h)", "-j DNAT --to-destination \(c):\(cp)"),
+            rule("nat", "POSTROUTING", "-s \(c)/32 -d \(c)/32 -p \(p) -m \(p) --dport \(cp)", "-j MASQUERADE"),
+            rule("filter", filterChain, "-d \(c)/32 ! -i \(m.bridge) -o \(m.bridge) -p \(p) -m \(p) --dport \(cp)", "-j ACCEPT"),
         ]
         if m.loopbackDNAT && (m.hostIP.isUnspecified || m.hostIP.isLoopback) {
             let ldst = m.hostIP.isUnspecified ? "127.0.0.0/8" : "\(m.hostIP)/32"
             r += [
-                .init(table: "nat", chain: "OUTPUT", spec: "-d \(ldst) -p \(p) -m \(p) --dport \(h) -j DNAT --to-destination \(c):\(cp)"),
-                .init(table: "nat", chain: "POSTROUTING", spec: "-s 127.0.0.0/8 -d \(c)/32 -o \(m.bridge) -p \(p) -m \(p) --dport \(cp) -j MASQUERADE"),
+                rule("nat", "OUTPUT", "-d \(ldst) -p \(p) -m \(p) --dport \(h)", "-j DNAT --to-destination \(c):\(cp)"),
+                rule("nat", "POSTROUTING", "-s 127.0.0.0/8 -d \(c)/32 -o \(m.bridge) -p \(p) -m \(p) --dport \(cp)", "-j MASQUERADE"),
             ]
         }
         return r

@@ -25,7 +25,8 @@ import Testing
         try host.run { try fw.addBridgeRules(bridge) }
         let bridgeOnly = try ruleset(host, .iptables)
         try host.run { try fw.addPortMappings(chainsInPlace: mappings) }
-        #expect(try count(host, "18090") == 1)
+        #expect(try count(host, "--dport 18090") == 1)
+        #expect(try count(host, "berth port tcp/0.0.0.0:18090") == 3)
         #expect(try count(host, "172.29.0.2/32") == 2)
         try host.run { try fw.removePortMappings(chainsInPlace: mappings) }
         #expect(try ruleset(host, .iptables) == bridgeOnly)

@@ -228,4 +228,19 @@ int berth_cap_last_cap(void);
  * CONFIG_X86_X32_ABI), 0 when it answers ENOSYS or the machine is not x86_64. */
 int berth_kernel_runs_x32(void);
 
+/* nftrules.c: rules that iptables-nft made with `-m comment --comment C`, deleted over netlink. */
+struct berth_nft_comment_rules {
+    const char *table;    /* "nat", "filter" (family ip) */
+    const char *chain;    /* "BERTH", "POSTROUTING", ... */
+    const char *comment;  /* the exact comment (1-255 bytes) */
+    unsigned int count;   /* delete at most this many rules of the chain with this comment */
+};
+/* Deletes, in the calling thread's network namespace and in one nf_tables transaction, the rules
+ * of the given chains whose comment (an xtables comment match, or a comment in the rule's
+ * userdata) equals a set's comment, at most `count` per set. The transaction carries the
+ * generation id read before the rules were listed, so it fails (ERESTART) rather than acting on a
+ * changed rule set. Returns the number of rules deleted (0: none matched, nothing sent), or -1
+ * with errno set and nothing deleted. */
+int berth_nft_delete_commented(const struct berth_nft_comment_rules *sets, size_t count);
+
 #endif
