@@ -138,26 +138,36 @@ extension Engine {
             rollback.record("joining the cgroup") { _ = try? joining.join() }
 
             if let net {
+                // The address first; the veth is then made on another thread while the ports are
+                // published, both to be joined before the child is released.
                 let namespace = try NetworkNamespace.open(pid: process.pid)
                 let endpoint: Endpoint
                 do {
-                    defer { namespace.close() }
-                    let hostName = runtime.hostInterface
                     endpoint = try host.run {
-                        try net.attach(namespace, address: config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: hostName)
+                        try net.lease(config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: runtime.hostInterface!)
                     }
+                } catch {
+                    namespace.close()
+                    throw error
+                }
+                let attaching = BackgroundWork { [host] in
+                    defer { namespace.close() }
+                    try host.run { try net.attach(namespace, leased: endpoint) }
                 }
                 runtime.endpoint = endpoint
-                rollback.record("endpoint \(endpoint)") { try self.releaseEndpoint(endpoint, deleteVeth: true) }
-                StepTrace.mark("attach")
+                rollback.record("endpoint \(endpoint)") {
+                    _ = try? attaching.join()
+                    try self.releaseEndpoint(endpoint, deleteVeth: true)
+                }
+                StepTrace.mark("lease")
                 // The child may already have bind-mounted the file: rewrite it in place (same inode).
                 let extra = try config.extraHosts.map(HostsEntry.init(addHost:))
                 try Self.overwrite(files.hosts, HostsFile.content(hostname: record.hostname, domainname: config.domainname,
                                                                   address: endpoint.address.address, extraHosts: extra, links: links))
 
-                // One runtime record for the endpoint and the ports. A crash before it is written
-                // leaves a veth named after the container and a lease and ports owned by it: the
-                // reconcile and its sweep release those without it.
+                // One runtime record for the endpoint and the ports, written before the veth or the
+                // rules exist. A crash before it is written leaves a veth named after the container
+                // and a lease and ports owned by it: the reconcile and its sweep release those.
                 if bindings.isEmpty {
                     try saveRuntime(runtime, id)
                 } else {
@@ -183,6 +193,8 @@ extension Engine {
                         rollback.record("proxy listeners") { for m in proxied { proxy.unpublish(m) } }
                     }
                 }
+                try attaching.join()
+                StepTrace.mark("veth attached")
             } else {
                 try saveRuntime(runtime, id)
             }

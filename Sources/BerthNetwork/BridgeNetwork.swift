@@ -230,15 +230,58 @@ public final class BridgeNetwork: Sendable {
         try attach(namespace, address: address, interfaceName: interfaceName, hostInterfaceName: hostInterfaceName, observe: nil)
     }
 
+    /// Leases an address for a container that ``attach(_:leased:interfaceName:hostInterfaceName:)``
+    /// will connect: the caller can then publish ports and write down the endpoint while the veth is
+    /// made. ``releaseLease(_:)`` gives it back if the attach does not happen.
+    /// - Parameter address: A specific address (`--ip`); the next free one when `nil`.
+    /// - Returns: The endpoint the attach will make, with a host end named `hostInterfaceName`.
+    /// - Throws: `.invalidArgument` for an address outside the subnet, `.alreadyExists` for a taken
+    ///   address, `.exhausted` for a full subnet.
+    public func lease(_ address: IPv4Address? = nil, interfaceName: String = "eth0", hostInterfaceName: String) throws -> Endpoint {
+        let ip = try allocator.allocate(address)
+        return Endpoint(bridge: bridge, hostInterface: hostInterfaceName, containerInterface: interfaceName,
+                        address: try IPv4CIDR(address: ip, prefixLength: subnet.subnet.prefixLength),
+                        gateway: subnet.gateway, macAddress: MACAddress(dockerStyleFor: ip))
+    }
+
+    /// Releases a lease from ``lease(_:interfaceName:hostInterfaceName:)`` whose attach failed or
+    /// never happened.
+    public func releaseLease(_ endpoint: Endpoint) throws {
+        _ = try allocator.release(endpoint.address.address)
+    }
+
+    /// Makes the veth pair of an endpoint from ``lease(_:interfaceName:hostInterfaceName:)``, as
+    /// ``attach(_:address:interfaceName:hostInterfaceName:)`` does; the lease stays the caller's
+    /// (it is not released when this fails).
+    /// - Parameters:
+    ///   - namespace: The container's network namespace.
+    ///   - endpoint: The leased endpoint.
+    public func attach(_ namespace: NetworkNamespace, leased endpoint: Endpoint) throws {
+        _ = try connect(namespace, ip: endpoint.address.address, interfaceName: endpoint.containerInterface,
+                        hostInterfaceName: endpoint.hostInterface, clock: StepClock(nil))
+    }
+
     /// ``attach(_:address:interfaceName:hostInterfaceName:)`` reporting each step's duration (for berth-bench).
     package func attach(_ namespace: NetworkNamespace, address: IPv4Address?, interfaceName: String,
                         hostInterfaceName: String?, observe: ((String, Double) -> Void)?) throws -> Endpoint {
-        var log = RollbackLog()
         var clock = StepClock(observe)
+        let ip = try allocator.allocate(address)
+        clock.lap("lease")
         do {
-            let ip = try allocator.allocate(address)
-            clock.lap("lease")
-            log.record("lease \(ip)") { try self.allocator.release(ip) }
+            return try connect(namespace, ip: ip, interfaceName: interfaceName, hostInterfaceName: hostInterfaceName, clock: clock)
+        } catch {
+            var failures: [String] = []
+            do { _ = try allocator.release(ip) } catch let undo { failures.append("lease \(ip): \(undo)") }
+            throw BridgeNetwork.withUndoFailures(error, failures)
+        }
+    }
+
+    /// The veth pair and the container side of an attach, for an address already leased.
+    private func connect(_ namespace: NetworkNamespace, ip: IPv4Address, interfaceName: String,
+                         hostInterfaceName: String?, clock: StepClock) throws -> Endpoint {
+        var clock = clock
+        var log = RollbackLog()
+        do {
             let cidr = try IPv4CIDR(address: ip, prefixLength: subnet.subnet.prefixLength)
             let mac = MACAddress(dockerStyleFor: ip)
 
