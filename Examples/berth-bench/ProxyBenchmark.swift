@@ -61,9 +61,14 @@ struct ProxyBenchmark: ParsableCommand {
                                              "-container-ip", containerIP, "-container-port", "5201", "-count", String(ports)])
         }
         children.append(berth)
-        // The same binary with one port: what the other 99 cost.
+        // The same program with one port: what the other 99 cost. It runs from a copy so that the
+        // two processes share no page and each one's PSS and private figures stand on their own.
+        let copyDir = try FileIO.makeTemporaryDirectory(prefix: "berth-bench-proxy-")
+        defer { try? FileIO.removeTree(copyDir) }
+        let berthOnePath = copyDir + "/berth-proxy"
+        try FileIO.writeAtomically(berthOnePath, try FileIO.readBytes(berthPath), mode: 0o755)
         let berthOne = try host.run {
-            try Background.spawn(berthPath, ["-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", "28000",
+            try Background.spawn(berthOnePath, ["-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", "28000",
                                              "-container-ip", containerIP, "-container-port", "5201"])
         }
         children.append(berthOne)
@@ -174,8 +179,8 @@ enum Background {
     }
 
     /// Resident memory of a process in KiB. RSS counts every resident page mapped (shared
-    /// libraries in full); PSS divides shared pages among the processes mapping them (the
-    /// benchmark's two berth-proxy processes share their executable, docker-proxy shares libc);
+    /// libraries in full); PSS divides shared pages among the processes mapping them (docker-proxy
+    /// shares libc with every other process);
     /// private is what only this process maps; anonymous is heap, stacks and written data; file is
     /// mapped code and read-only data.
     struct Memory {
