@@ -4,10 +4,11 @@
 // listener is open and runs until SIGINT or SIGTERM.
 //
 // Lean on purpose, since its resident memory is what a published port costs: flags are parsed by
-// hand (no ArgumentParser, no Foundation), nothing runs MainActor-isolated (top-level code would be, and
-// its executor checks link Swift Concurrency and Dispatch), and output goes through
-// write(2) rather than `print`, whose `Any` arguments go through dynamic casts that scan every
-// protocol conformance record of the binary.
+// hand (no ArgumentParser, no Foundation), nothing runs MainActor-isolated (top-level code would
+// be, and its executor checks link Swift Concurrency and Dispatch), and output goes through
+// write(2) rather than `print`, whose `Any` arguments go through dynamic casts that scan the
+// binary's protocol conformance records. scripts/bench links it in the order of the functions it
+// runs (hot-symbols.txt, from scripts/proxy-symbol-order) so that few code pages become resident.
 import BerthPortMapper
 import BerthSystem
 
