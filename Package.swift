@@ -70,7 +70,7 @@ let package = Package(
             path: "Examples/berth-portmap", exclude: ["proxy"], swiftSettings: strict),
         // The userland proxy as a lean process of its own (no Foundation): docker-proxy's flags.
         .executableTarget(name: "berth-proxy", dependencies: ["BerthPortMapper"],
-            path: "Examples/berth-portmap/proxy", swiftSettings: strict),
+            path: "Examples/berth-portmap/proxy", exclude: ["hot-symbols.txt"], swiftSettings: strict),
         .executableTarget(name: "berth-layers", dependencies: ["BerthImageLayers",
             .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/berth-layers", swiftSettings: strict),

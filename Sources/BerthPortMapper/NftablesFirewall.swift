@@ -54,10 +54,9 @@ struct NftablesState {
                 chain = String(line.dropFirst(6).split(separator: " ").first ?? "")
                 continue
             }
-            guard let h = line.firstRange(of: "# handle "), let handle = Int(String(line[h.upperBound...]).trimmingSpaces()) else { continue }
+            guard let h = NftablesState.text(after: "# handle ", in: line), let handle = Int(String(h).trimmingSpaces()) else { continue }
             var comment = ""
-            if let c = line.firstRange(of: "comment \"") {
-                let rest = line[c.upperBound...]
+            if let rest = NftablesState.text(after: "comment \"", in: line) {
                 comment = String(rest.prefix { $0 != "\"" })
             }
             rules.append(Rule(chain: chain, handle: handle, comment: comment))
@@ -65,6 +64,17 @@ struct NftablesState {
     }
 
     func has(_ key: String) -> Bool { rules.contains { $0.comment == key } }
+
+    /// What follows the first `marker` in `line`. Plain stdlib on purpose: `firstRange(of:)` lives in
+    /// _StringProcessing, which would drag the regex engine (~0.9 MB of code) into berth-proxy.
+    static func text(after marker: String, in line: String) -> Substring? {
+        var i = line.startIndex
+        while i < line.endIndex {
+            if line[i...].hasPrefix(marker) { return line[line.index(i, offsetBy: marker.count)...] }
+            i = line.index(after: i)
+        }
+        return nil
+    }
 }
 
 /// Rule generation for the nftables backend (pure, unit-testable).

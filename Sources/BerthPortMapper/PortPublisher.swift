@@ -86,7 +86,11 @@ public enum LoopbackDNAT {
     ///   - bridge: The bridge interface.
     ///   - enabled: The new value.
     public static func set(bridge: String, enabled: Bool) throws {
-        guard !bridge.isEmpty, !bridge.contains("/"), !bridge.contains("..") else {
+        // Byte checks rather than `contains("..")`, which is _StringProcessing's (see berth-proxy).
+        let dot = UInt8(ascii: "."), slash = UInt8(ascii: "/")
+        guard !bridge.isEmpty, !bridge.utf8.contains(slash),
+            !zip(bridge.utf8, bridge.utf8.dropFirst()).contains(where: { $0 == dot && $1 == dot })
+        else {
             throw BerthError(.invalidArgument, "invalid bridge name \"\(bridge)\"")
         }
         let path = "/proc/sys/net/ipv4/conf/\(bridge)/route_localnet"

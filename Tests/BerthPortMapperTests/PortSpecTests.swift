@@ -1,4 +1,4 @@
-import BerthPortMapper
+@testable import BerthPortMapper
 import BerthSystem
 import Testing
 
@@ -51,5 +51,34 @@ import Testing
         #expect(all.count == 4)
         #expect(all.allSatisfy { $0.hostPorts == nil && $0.hostIP == .any })
         #expect(throws: BerthError.self) { try ExposedPort.parse(expose: "70000") }
+    }
+}
+
+/// The nft listing parser (stdlib-only string search, see NftablesState.text(after:in:)).
+@Suite struct NftablesListingTests {
+    @Test func handlesAndCommentsAreRead() {
+        let listing = """
+            table ip berth { # handle 7
+            \tchain BERTH { # handle 1
+            \t\ttype nat hook prerouting priority dstnat; policy accept;
+            \t\tiifname != "br0" tcp dport 8080 dnat to 172.17.0.2:80 comment "m:tcp:8080" # handle 12
+            \t\tcounter packets 0 bytes 0 # handle 13
+            \t}
+            }
+            """
+        let state = NftablesState(listing: listing)
+        #expect(state.rules.map(\.handle) == [12, 13])
+        #expect(state.rules.map(\.chain) == ["BERTH", "BERTH"])
+        #expect(state.rules.map(\.comment) == ["m:tcp:8080", ""])
+        #expect(state.has("m:tcp:8080") && !state.has("m:tcp:80"))
+        #expect(NftablesState.text(after: "ab", in: "xxabyy") == "yy")
+        #expect(NftablesState.text(after: "ab", in: "xxa") == nil)
+        #expect(NftablesState.text(after: "é", in: "café!") == "!")
+    }
+
+    @Test func bridgeNamesWithPathSyntaxAreRefused() {
+        for bad in ["", "a/b", "..", "a..b"] {
+            #expect(throws: BerthError.self) { try LoopbackDNAT.set(bridge: bad, enabled: true) }
+        }
     }
 }
