@@ -64,8 +64,21 @@ public struct BerthError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String {
-        if let underlying, !message.contains(underlying) { return "\(message) (\(underlying))" }
+        if let underlying, !Self.occurs(underlying, in: message) { return "\(message) (\(underlying))" }
         return message
+    }
+
+    /// Substring search over UTF-8 bytes: `String.contains(_: StringProtocol)` comes from
+    /// _StringProcessing, which would link the regex engine into every executable (the lean
+    /// berth-proxy measured 0.27 MiB more resident memory with it).
+    static func occurs(_ needle: String, in haystack: String) -> Bool {
+        let n = Array(needle.utf8), h = Array(haystack.utf8)
+        guard !n.isEmpty else { return true }
+        guard n.count <= h.count else { return false }
+        for start in 0...(h.count - n.count) where h[start] == n[0] && h[start..<start + n.count].elementsEqual(n) {
+            return true
+        }
+        return false
     }
 }
 

@@ -1,4 +1,4 @@
-import BerthSystem
+@testable import BerthSystem
 import Testing
 
 @Suite struct AddressTests {
@@ -55,4 +55,12 @@ import Testing
         #expect(throws: BerthError.self) { try ContainerID("xyz") }
         #expect(uniqueName("bt").count <= 15)
     }
+}
+
+@Test func errorDescriptionAddsTheUnderlyingErrorUnlessTheMessageHasIt() {
+    let inner = BerthError(.notFound, "no such file")
+    #expect(BerthError(.system, "open /x", underlying: inner).description == "open /x (no such file)")
+    #expect(BerthError(.system, "open /x: no such file", underlying: inner).description == "open /x: no such file")
+    #expect(BerthError.occurs("", in: "abc") && BerthError.occurs("bc", in: "abc") && !BerthError.occurs("abcd", in: "abc"))
+    #expect(BerthError.occurs("é", in: "café") && !BerthError.occurs("cb", in: "abc"))
 }
