@@ -65,14 +65,7 @@ import Testing
     @Test(.enabled(if: nfTables)) func removalDeletesOnlyTheGivenMappings() throws {
         let host = try SandboxHost()
         defer { host.close() }
-        let before = try primedRuleset(host, .iptables)
-        let fw = IptablesFirewall()
-        try host.run {
-            try fw.addBridgeRules(bridge)
-            try fw.addPortMappings(chainsInPlace: b)
-        }
-        let onlyB = try ruleset(host, .iptables)
-        try host.run { try fw.addPortMappings(chainsInPlace: a) }
+        let (before, onlyB, fw) = try bridgeWithBThenA(host)
         // A's and B's hairpin rules for 172.28.0.2:8080 differ only by their comment.
         #expect(try lines(host, containing: "-s 172.28.0.2/32 -d 172.28.0.2/32 -p tcp -m tcp --dport 8080") == 2)
         let deleted = try host.run { try FirewallLock.withLock { try NetlinkRuleDeletion.delete(a.flatMap(IptablesRules.port)) } }
@@ -86,14 +79,7 @@ import Testing
     @Test(.enabled(if: nfTables)) func aRuleDeletedBehindBerthsBackIsSkipped() throws {
         let host = try SandboxHost()
         defer { host.close() }
-        let before = try primedRuleset(host, .iptables)
-        let fw = IptablesFirewall()
-        try host.run {
-            try fw.addBridgeRules(bridge)
-            try fw.addPortMappings(chainsInPlace: b)
-        }
-        let onlyB = try ruleset(host, .iptables)
-        try host.run { try fw.addPortMappings(chainsInPlace: a) }
+        let (before, onlyB, fw) = try bridgeWithBThenA(host)
         // Someone deletes A's first DNAT and A's udp FORWARD rule.
         let dnat = IptablesRules.port(a[0])[0], forward = IptablesRules.port(a[1])[2]
         _ = try host.sh("iptables -t nat -D \(dnat.chain) \(dnat.spec) && iptables -t filter -D \(forward.chain) \(forward.spec)")
@@ -180,5 +166,19 @@ import Testing
             try fw.removeBridgeRules(bridge)
         }
         #expect(try ruleset(host, .iptables) == before)
+    }
+
+    /// The bridge's rules, then mapping set `b`, then `a`; returns the rule set before anything, the one
+    /// with `b` only, and the firewall.
+    private func bridgeWithBThenA(_ host: SandboxHost) throws -> (before: String, onlyB: String, fw: IptablesFirewall) {
+        let before = try primedRuleset(host, .iptables)
+        let fw = IptablesFirewall()
+        try host.run {
+            try fw.addBridgeRules(bridge)
+            try fw.addPortMappings(chainsInPlace: b)
+        }
+        let onlyB = try ruleset(host, .iptables)
+        try host.run { try fw.addPortMappings(chainsInPlace: a) }
+        return (before, onlyB, fw)
     }
 }
