@@ -70,7 +70,7 @@ extension Engine {
             rollback.record("runtime record") { unlink(self.runtimePath(id)) }
 
             let rootfs = try layers.containerRootfs(name: id.full)
-            try rootfs.mount(volatile: config.autoRemove)
+            try rootfs.mount()
             rollback.record("rootfs mount") { try rootfs.unmount(lazy: true) }
             StepTrace.mark("rootfs mount")
 

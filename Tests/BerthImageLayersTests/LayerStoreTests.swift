@@ -229,3 +229,20 @@ import Glibc
     let bare = try store.createContainerRootfs(name: "bare", image: "img", initLayer: false)
     #expect(!bare.lowerDirs.contains(store.initLayerPath))
 }
+
+@Test func aVolatileMountSkipsSyncsAndUnmountsCleanly() throws {
+    let s = try Scratch("vol")
+    defer { s.remove() }
+    let image = s.path + "/one.tar"
+    try writeTar(image, [.file("hello", "hi")])
+    let store = try LayerStore(root: s.path + "/root")
+    try store.importRootfs(image, tag: "one")
+    let fs = try store.createContainerRootfs(name: "v", image: "one")
+    try fs.mount(volatile: true)
+    let line = try FileIO.read("/proc/self/mounts").split(separator: "\n").first { $0.contains(fs.mergedDir) }
+    #expect(line?.contains("volatile") == true)
+    #expect(try FileIO.read(fs.mergedDir + "/hello") == "hi")
+    try fs.unmount()
+    #expect(!fs.isMounted)
+    try store.removeContainerRootfs(name: "v")
+}
