@@ -58,6 +58,7 @@ extension Engine {
 
         let operations = try OperationLock.shared(root: options.root)
         defer { operations.release() }
+
         var runtime = ContainerRuntime(owner: .current, cgroup: cgroupName(id),
                                        hostInterface: mode == .bridge ? hostInterfaceName(id) : nil,
                                        rootfs: id.full, proxied: options.userlandProxy)
@@ -69,6 +70,19 @@ extension Engine {
             try saveRuntime(runtime, id)
             rollback.record("runtime record") { unlink(self.runtimePath(id)) }
 
+            let cgroup = try Cgroup.create(name: runtime.cgroup, limits: cgroupLimits(config))
+            rollback.record("cgroup \(runtime.cgroup)") {
+                try? cgroup.killAll()
+                try cgroup.destroy()
+            }
+            StepTrace.mark("cgroup")
+            // The cgroup join after the clone waits for an RCU grace period; start one now, while
+            // the rootfs is mounted, the spec made and the process cloned. (Not before the cgroup
+            // exists: the warm-up holds the kernel's cgroup mutex while it waits, and creating a
+            // cgroup needs it.)
+            let warmUp = BackgroundWork { Cgroup.warmUpMigration() }
+            defer { _ = try? warmUp.join() }
+
             let rootfs = try layers.containerRootfs(name: id.full)
             try rootfs.mount()
             rollback.record("rootfs mount") { try rootfs.unmount(lazy: true) }
@@ -79,12 +93,6 @@ extension Engine {
             let files = try NetworkFiles.write(for: record, links: links, in: directory, hostResolvConf: hostResolvConf)
             StepTrace.mark("network files")
 
-            let cgroup = try Cgroup.create(name: runtime.cgroup, limits: cgroupLimits(config))
-            rollback.record("cgroup \(runtime.cgroup)") {
-                try? cgroup.killAll()
-                try cgroup.destroy()
-            }
-            StepTrace.mark("cgroup")
 
             let spec = try containerSpec(record, rootfs: rootfs.mergedDir, files: files, links: links, mode: mode,
                                          joinedNetwork: joinedNetwork)

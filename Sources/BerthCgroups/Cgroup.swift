@@ -163,6 +163,27 @@ public final class Cgroup: Sendable {
     /// (so `berth/` goes with its last group). Waits up to 5 s for exiting tasks to leave.
     /// Destroying a group that is already gone succeeds.
     /// - Throws: ``BerthError`` `.invalidState` when tasks are still alive (call ``killAll()`` first).
+    /// Starts, in the calling thread, the RCU grace period that the next move of a process into a
+    /// cgroup will wait for, so that the move finds it already under way or done.
+    ///
+    /// Moving a task between cgroups takes the kernel's cgroup-threadgroup lock for writing, and
+    /// without `favordynmods` that waits for an RCU grace period (5–10 ms on this machine kind)
+    /// unless another move ended less than a grace period ago. This moves the calling process into
+    /// the cgroup it is already in (a no-op move, in the pids hierarchy or the unified one); call it
+    /// on a spare thread a few milliseconds before ``add(pid:)`` (the engine does, when a start
+    /// begins). Errors are ignored: without it the move only waits longer.
+    public static func warmUpMigration() {
+        guard let hierarchy = try? CgroupHierarchy.detect() else { return }
+        let candidates: [(mount: String?, path: String?)] = [
+            (hierarchy.v1Mounts["pids"], hierarchy.ownCgroups["pids"]),
+            (hierarchy.unifiedMount, hierarchy.ownCgroups[""]),
+        ]
+        for (mount, path) in candidates {
+            guard let mount, let path else { continue }
+            if (try? FileIO.writeControl(mount + path + "/cgroup.procs", "\(getpid())")) != nil { return }
+        }
+    }
+
     public func destroy() throws {
         var remaining: [pid_t] = []
         let empty = try ControlFiles.poll(timeoutSeconds: 5) {

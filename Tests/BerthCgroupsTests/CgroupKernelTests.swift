@@ -269,3 +269,9 @@ func waitUntil(_ condition: () throws -> Bool) throws -> Bool {
         }
     }
 }
+
+@Test func warmingUpAMigrationMovesNothing() throws {
+    let before = try FileIO.read("/proc/self/cgroup")
+    Cgroup.warmUpMigration()
+    #expect(try FileIO.read("/proc/self/cgroup") == before)
+}
