@@ -55,7 +55,8 @@ public final class Engine: Sendable {
         self.options = options
         store = try StateStore(root: options.root, execRoot: options.execRoot)
         volumes = try VolumeStore(root: options.root)
-        layers = try LayerStore(root: options.root + "/image")
+        // Mount points and the records of --rm rootfs go to the exec root (a tmpfs).
+        layers = try LayerStore(root: options.root + "/image", runRoot: store.execRoot)
         host = HostContext(namespace: options.hostNamespace)
         seccompCache = SeccompProgramCache(directory: options.root + "/seccomp")
         try FileIO.makeDirectories(options.root + "/logs", mode: 0o700)
@@ -70,6 +71,8 @@ public final class Engine: Sendable {
         for rootfs in (try? layers.containerRootfsList()) ?? [] where (try? ContainerID(rootfs.name)) != nil && !known.contains(rootfs.name) {
             try? layers.removeContainerRootfs(name: rootfs.name)
         }
+        // Those whose record was in the exec root too.
+        _ = try? layers.removeOrphanedContainerRootfs()
         for file in (try? directoryEntries(options.root + "/logs")) ?? [] where !known.contains(String(file.prefix(64))) {
             unlink(options.root + "/logs/" + file)
         }
@@ -186,7 +189,8 @@ public final class Engine: Sendable {
             var state = record.state
             state.mounts = try MountResolver(containers: store, volumes: volumes).resolve(config, for: record.id)
             do {
-                _ = try layers.createContainerRootfs(name: record.id.full, image: image.id.description)
+                _ = try layers.createContainerRootfs(name: record.id.full, image: image.id.description,
+                                                     ephemeral: config.autoRemove)
                 if !state.mounts.isEmpty { try store.saveState(state, of: record.id) }
             } catch {
                 try? layers.removeContainerRootfs(name: record.id.full)

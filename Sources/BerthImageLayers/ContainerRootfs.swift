@@ -62,6 +62,8 @@ public struct ContainerRootfs: Sendable {
                 throw BerthError(.unsupported, "rootfs \(name): \(lowerDirs.count) layers do not fit in one overlay mount")
             }
         }
+        // The mount point may be on a run root that a reboot emptied.
+        if !FileIO.exists(mergedDir) { try FileIO.makeDirectories(mergedDir, mode: 0o755) }
         guard Glibc.mount("overlay", mergedDir, "overlay", 0, options) == 0 else {
             throw BerthError.system("mount overlay for rootfs \(name) on \(mergedDir)")
         }
@@ -97,8 +99,12 @@ extension LayerStore {
     ///   - image: The image reference.
     ///   - initLayer: Put the init layer (``LayerStore/initLayerEntries``) above the image's
     ///     layers, as a container needs; without it the rootfs shows the image exactly.
+    ///   - ephemeral: The rootfs will not outlive a reboot (a `--rm` container): with a
+    ///     ``LayerStore/runRoot`` its record goes there, and only `upper` and `work` are made on
+    ///     disk; ``removeOrphanedContainerRootfs()`` removes those after a reboot.
     /// - Returns: The rootfs; call ``ContainerRootfs/mount()`` to mount it.
-    public func createContainerRootfs(name: String, image: String, initLayer: Bool = true) throws -> ContainerRootfs {
+    public func createContainerRootfs(name: String, image: String, initLayer: Bool = true,
+                                      ephemeral: Bool = false) throws -> ContainerRootfs {
         guard !name.isEmpty, name.count <= 128, name != ".", name != "..",
               name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" }) else {
             throw BerthError(.invalidArgument, "invalid container rootfs name \"\(name)\"")
@@ -111,11 +117,20 @@ extension LayerStore {
                 throw BerthError.system("mkdir \(dir)")
             }
             do {
-                for sub in ["upper", "work", "merged"] { try FileIO.makeDirectories(dir + "/" + sub, mode: 0o755) }
+                for sub in ["upper", "work"] {
+                    guard mkdir(dir + "/" + sub, 0o755) == 0 else { throw BerthError.system("mkdir \(dir)/\(sub)") }
+                }
+                try FileIO.makeDirectories(mountDir(name), mode: 0o755)
                 if rec.diffIDs.isEmpty && !initLayer { try FileIO.makeDirectories(dir + "/empty", mode: 0o755) }
-                try writeJSON(RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs, initLayer: initLayer), to: dir + "/rootfs.json")
+                let record = RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs, initLayer: initLayer)
+                if ephemeral, let run = runDir(name) {
+                    try FileIO.writeAtomically(run + "/rootfs.json", Array(try canonicalJSON(record)), durable: false)
+                } else {
+                    try writeJSON(record, to: dir + "/rootfs.json")
+                }
             } catch {
                 try? FileIO.removeTree(dir)
+                if let run = runDir(name) { try? FileIO.removeTree(run) }
                 throw error
             }
             return try rootfs(from: RootfsRecord(name: name, image: rec.id, diffIDs: rec.diffIDs, initLayer: initLayer))
@@ -129,13 +144,14 @@ extension LayerStore {
         var lowers = (r.initLayer == true ? [initLayerPath] : []) + r.diffIDs.reversed().map { layerPath($0) }
         if lowers.isEmpty { lowers = [dir + "/empty"] }
         return ContainerRootfs(name: r.name, image: r.image, lowerDirs: lowers, upperDir: dir + "/upper",
-                               workDir: dir + "/work", mergedDir: dir + "/merged")
+                               workDir: dir + "/work", mergedDir: mountDir(r.name))
     }
 
     /// The rootfs created under `name`.
     public func containerRootfs(name: String) throws -> ContainerRootfs {
-        let p = containerDir(name) + "/rootfs.json"
-        guard !name.contains("/"), FileIO.exists(p) else { throw BerthError(.notFound, "container rootfs \(name) not found in \(root)") }
+        guard !name.contains("/"), let p = recordPath(name) else {
+            throw BerthError(.notFound, "container rootfs \(name) not found in \(root)")
+        }
         return try rootfs(from: try readJSON(RootfsRecord.self, p))
     }
 
@@ -149,8 +165,29 @@ extension LayerStore {
         let fs = try containerRootfs(name: name)
         try fs.unmount()
         try withLock {
-            unlink(containerDir(name) + "/rootfs.json")
+            if let p = recordPath(name) { unlink(p) }
             try FileIO.removeTree(containerDir(name))
+            if let run = runDir(name) { try FileIO.removeTree(run) }
+        }
+    }
+
+    /// Removes container rootfs directories that have no record (an ephemeral rootfs whose record
+    /// a reboot took with the run root) and, under the run root, mount points of no rootfs.
+    /// - Returns: The names removed.
+    @discardableResult
+    public func removeOrphanedContainerRootfs() throws -> [String] {
+        try withLock {
+            var removed: [String] = []
+            for name in try listDirectory(root + "/containers") where recordPath(name) == nil {
+                try FileIO.removeTree(containerDir(name))
+                removed.append(name)
+            }
+            if let runRoot {
+                for name in (try? listDirectory(runRoot + "/rootfs")) ?? [] where recordPath(name) == nil {
+                    try FileIO.removeTree(runRoot + "/rootfs/" + name)
+                }
+            }
+            return removed
         }
     }
 

@@ -26,7 +26,9 @@ public struct Image: Sendable {
 /// - `layers/<diff_id hex>/diff`: each layer unpacked once for overlayfs (whiteouts as 0/0
 ///   character devices, opaque dirs with `trusted.overlay.opaque=y`), shared read-only;
 /// - `layers/<hex>/layer.json`, `images/<id hex>.json`, `tags.json`: records written atomically;
-/// - `containers/<name>/{upper,work,merged}`: per-container overlay directories;
+/// - `containers/<name>/{upper,work,merged}`: per-container overlay directories; with a run root,
+///   `merged` (a mount point) and the records of ephemeral rootfs are in `<run root>/rootfs/<name>/`
+///   instead, on the tmpfs a reboot empties;
 /// - `init/`: the init layer, the top lower layer of every container rootfs (``initLayerEntries``);
 /// - `tmp/`: staging; an import only becomes visible when it is complete and verified.
 ///
@@ -39,14 +41,19 @@ public final class LayerStore: Sendable {
     /// How layers are unpacked: overlay whiteouts, setuid bits kept (images carry `su`,
     /// `passwd`…), device nodes refused unless the store was opened with `allowDeviceNodes`.
     public let layerOptions: ExtractionOptions
+    /// Where container mount points and the records of ephemeral container rootfs go (a
+    /// directory on a tmpfs, such as the engine's exec root); `nil` keeps everything under `root`.
+    public let runRoot: String?
 
     /// Opens (creating if needed) a store under `root`.
     /// - Parameters:
     ///   - root: The state directory, e.g. `/var/lib/berth/image`.
     ///   - allowDeviceNodes: Accept layers holding character or block devices (a debootstrap
     ///     rootfs has /dev/null and friends); refused by default.
-    public init(root: String, allowDeviceNodes: Bool = false) throws {
+    ///   - runRoot: See ``runRoot``.
+    public init(root: String, allowDeviceNodes: Bool = false, runRoot: String? = nil) throws {
         self.root = root
+        self.runRoot = runRoot
         var o = ExtractionOptions(whiteouts: .overlay)
         o.keepSetuidBits = true
         o.allowDeviceNodes = allowDeviceNodes
@@ -99,6 +106,16 @@ public final class LayerStore: Sendable {
     func imagePath(_ d: Digest) -> String { root + "/images/" + d.hex + ".json" }
     var tagsPath: String { root + "/tags.json" }
     func containerDir(_ name: String) -> String { root + "/containers/" + name }
+    /// A container rootfs's directory under the run root (mount point, ephemeral record).
+    func runDir(_ name: String) -> String? { runRoot.map { $0 + "/rootfs/" + name } }
+    /// Where a rootfs is mounted.
+    func mountDir(_ name: String) -> String { (runDir(name) ?? containerDir(name)) + "/merged" }
+    /// The rootfs record: under the run root for an ephemeral rootfs, in its directory otherwise.
+    func recordPath(_ name: String) -> String? {
+        if let run = runDir(name), FileIO.exists(run + "/rootfs.json") { return run + "/rootfs.json" }
+        let p = containerDir(name) + "/rootfs.json"
+        return FileIO.exists(p) ? p : nil
+    }
 
     func withLock<T>(_ body: () throws -> T) throws -> T { try FileLock.withLock(lockPath, body) }
 
@@ -158,9 +175,8 @@ public final class LayerStore: Sendable {
     }
 
     func rootfsRecords() throws -> [RootfsRecord] {
-        try listDirectory(root + "/containers").sorted().compactMap {
-            let p = containerDir($0) + "/rootfs.json"
-            return FileIO.exists(p) ? try readJSON(RootfsRecord.self, p) : nil
+        try listDirectory(root + "/containers").sorted().compactMap { name in
+            try recordPath(name).map { try readJSON(RootfsRecord.self, $0) }
         }
     }
 

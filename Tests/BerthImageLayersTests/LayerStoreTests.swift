@@ -246,3 +246,35 @@ import Glibc
     #expect(!fs.isMounted)
     try store.removeContainerRootfs(name: "v")
 }
+
+@Test func aRunRootHoldsMountPointsAndEphemeralRecords() throws {
+    let s = try Scratch("run")
+    defer { s.remove() }
+    let image = s.path + "/one.tar"
+    try writeTar(image, [.file("hello", "hi")])
+    let run = s.path + "/run"
+    let store = try LayerStore(root: s.path + "/root", runRoot: run)
+    try store.importRootfs(image, tag: "one")
+    let kept = try store.createContainerRootfs(name: "kept", image: "one")
+    let once = try store.createContainerRootfs(name: "once", image: "one", ephemeral: true)
+    #expect(kept.mergedDir == run + "/rootfs/kept/merged" && once.mergedDir == run + "/rootfs/once/merged")
+    #expect(FileIO.exists(s.path + "/root/containers/kept/rootfs.json"))
+    #expect(FileIO.exists(run + "/rootfs/once/rootfs.json") && !FileIO.exists(s.path + "/root/containers/once/rootfs.json"))
+    #expect(try listDirectory(s.path + "/root/containers/once").sorted() == ["upper", "work"])
+    #expect(Set(try store.containerRootfsList().map(\.name)) == ["kept", "once"])
+    try once.mount()
+    #expect(try FileIO.read(once.mergedDir + "/hello") == "hi")
+    try once.unmount()
+
+    // A reboot empties the run root: the kept rootfs mounts again, the ephemeral one is an orphan.
+    try FileIO.removeTree(run)
+    #expect(try store.containerRootfsList().map(\.name) == ["kept"])
+    #expect(try store.removeOrphanedContainerRootfs() == ["once"])
+    #expect(!FileIO.exists(s.path + "/root/containers/once"))
+    let again = try store.containerRootfs(name: "kept")
+    try again.mount()
+    #expect(try FileIO.read(again.mergedDir + "/hello") == "hi")
+    try again.unmount()
+    try store.removeContainerRootfs(name: "kept")
+    #expect(try listDirectory(s.path + "/root/containers").isEmpty)
+}
