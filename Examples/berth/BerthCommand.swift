@@ -23,7 +23,9 @@ struct BerthCommand: ParsableCommand {
     /// Docker puts the daemon flags before the command (`berth --root DIR run …`); argument-parser
     /// wants a subcommand's options after its name, so the leading global flags are moved there.
     static func main() {
-        main(GlobalOptions.reorder(Array(CommandLine.arguments.dropFirst())))
+        let arguments = GlobalOptions.reorder(Array(CommandLine.arguments.dropFirst()))
+        if let command = arguments.first, ["run", "start", "restart"].contains(command) { Engine.prepareForStart() }
+        main(arguments)
     }
 }
 

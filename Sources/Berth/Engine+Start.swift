@@ -32,6 +32,10 @@ extension Engine {
 
     /// ``start(_:stdio:)`` by id.
     public func start(_ id: ContainerID, stdio: ContainerStdio = .logFile) throws -> RunningContainer {
+        // The cgroup join after the clone would wait for an RCU grace period: have one start now
+        // and keep moves ready until it is done (see MigrationWarmUp).
+        MigrationWarmUp.shared.begin()
+        defer { MigrationWarmUp.shared.end() }
         var record = try store.load(id)
         if record.state.isRunning {
             if let runtime = loadRuntime(id), runtime.owner.isAlive {
@@ -76,12 +80,6 @@ extension Engine {
                 try cgroup.destroy()
             }
             StepTrace.mark("cgroup")
-            // The cgroup join after the clone waits for an RCU grace period; start one now, while
-            // the rootfs is mounted, the spec made and the process cloned. (Not before the cgroup
-            // exists: the warm-up holds the kernel's cgroup mutex while it waits, and creating a
-            // cgroup needs it.)
-            let warmUp = BackgroundWork { Cgroup.warmUpMigration() }
-            defer { _ = try? warmUp.join() }
 
             let rootfs = try layers.containerRootfs(name: id.full)
             try rootfs.mount()

@@ -173,15 +173,30 @@ public final class Cgroup: Sendable {
     /// on a spare thread a few milliseconds before ``add(pid:)`` (the engine does, when a start
     /// begins). Errors are ignored: without it the move only waits longer.
     public static func warmUpMigration() {
-        guard let hierarchy = try? CgroupHierarchy.detect() else { return }
+        if let file = migrationWarmUpFile() { warmUpMigration(file: file) }
+    }
+
+    /// The `cgroup.procs` file that ``warmUpMigration()`` writes to: this process's own cgroup in
+    /// the pids hierarchy, or in the unified one; `nil` when neither is there.
+    public static func migrationWarmUpFile() -> String? {
+        guard let hierarchy = try? CgroupHierarchy.detect() else { return nil }
         let candidates: [(mount: String?, path: String?)] = [
             (hierarchy.v1Mounts["pids"], hierarchy.ownCgroups["pids"]),
             (hierarchy.unifiedMount, hierarchy.ownCgroups[""]),
         ]
         for (mount, path) in candidates {
             guard let mount, let path else { continue }
-            if (try? FileIO.writeControl(mount + path + "/cgroup.procs", "\(getpid())")) != nil { return }
+            let file = mount + (path == "/" ? "" : path) + "/cgroup.procs"
+            if access(file, W_OK) == 0 { return file }
         }
+        return nil
+    }
+
+    /// ``warmUpMigration()`` through a file from ``migrationWarmUpFile()``. Repeated less than a
+    /// grace period apart, these no-op moves keep every move in between from waiting for one.
+    /// - Parameter file: The `cgroup.procs` file of this process's own cgroup.
+    public static func warmUpMigration(file: String) {
+        _ = try? FileIO.writeControl(file, "\(getpid())")
     }
 
     public func destroy() throws {

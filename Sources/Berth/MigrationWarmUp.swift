@@ -1,0 +1,69 @@
+import BerthCgroups
+import Foundation
+import Synchronization
+
+/// Keeps moves into cgroups from waiting for an RCU grace period while containers start.
+///
+/// The first move after a quiet spell waits for a grace period (5–12 ms on this machine kind; see
+/// ``Cgroup/warmUpMigration()``); a move less than a grace period after the previous one does not.
+/// While anyone holds it (``begin()`` … ``end()``) or until a deadline (``warm(for:)``), one thread
+/// repeats a no-op move of this process every 2 ms, so that the first, slow one happens while the
+/// start does other work (parsing arguments, mounting the rootfs) and the container's own join
+/// finds the kernel ready.
+final class MigrationWarmUp: Sendable {
+    static let shared = MigrationWarmUp()
+
+    init() {}
+
+    private struct State {
+        var holders = 0
+        var until = 0.0
+        var running = false
+    }
+    private let state = Mutex(State())
+
+    /// Whether the thread making the moves is running.
+    var isRunning: Bool { state.withLock { $0.running } }
+
+    /// Keeps moves ready until ``end()``.
+    func begin() {
+        start { $0.holders += 1 }
+    }
+
+    /// Matches a ``begin()``.
+    func end() {
+        state.withLock { $0.holders -= 1 }
+    }
+
+    /// Keeps moves ready for `seconds` from now (a head start before a ``begin()`` to come).
+    func warm(for seconds: Double) {
+        let deadline = monotonicNow() + seconds
+        start { $0.until = max($0.until, deadline) }
+    }
+
+    private func start(_ change: (inout State) -> Void) {
+        let launch = state.withLock { s -> Bool in
+            change(&s)
+            if s.running { return false }
+            s.running = true
+            return true
+        }
+        guard launch else { return }
+        Thread { [self] in
+            guard let file = Cgroup.migrationWarmUpFile() else {
+                state.withLock { $0.running = false }
+                return
+            }
+            while true {
+                Cgroup.warmUpMigration(file: file)
+                let done = state.withLock { s -> Bool in
+                    guard s.holders <= 0 && monotonicNow() >= s.until else { return false }
+                    s.running = false
+                    return true
+                }
+                if done { return }
+                usleep(2000)
+            }
+        }.start()
+    }
+}
