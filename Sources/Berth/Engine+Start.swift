@@ -74,6 +74,33 @@ extension Engine {
             try saveRuntime(runtime, id)
             rollback.record("runtime record") { unlink(self.runtimePath(id)) }
 
+            let directory = store.directory(of: id)
+            record.state.ipAddress = nil
+            let files = try NetworkFiles.write(for: record, links: links, in: directory, hostResolvConf: hostResolvConf)
+            StepTrace.mark("network files")
+
+            // Bridge: the container's network namespace is made now, and on another thread the
+            // address, the veth, the host ports, the runtime record, the DNAT rules and the proxy
+            // listeners are set up in it while the cgroup, the rootfs and the spec are made; the
+            // clone then joins it (as CNI runtimes do).
+            var containerNetwork: NetworkNamespace? = nil
+            var networking: BackgroundWork<(Endpoint, [PortMapping])>? = nil
+            if let net {
+                let sandbox = try NetworkNamespace.create()
+                containerNetwork = sandbox
+                rollback.record("network namespace") { sandbox.close() }
+                let work = BackgroundWork { [self, runtime, record, links, bindings] in
+                    try self.connect(id, net: net, namespace: sandbox, runtime: runtime, record: record, links: links,
+                                     files: files, bindings: bindings)
+                }
+                networking = work
+                rollback.record("network of \(id.short)") {
+                    guard let (endpoint, mappings) = try? work.join() else { return }  // it undid itself
+                    try self.disconnect(id, net: net, endpoint: endpoint, mappings: mappings)
+                }
+                joinedNetwork = sandbox.path
+            }
+
             let cgroup = try Cgroup.create(name: runtime.cgroup, limits: cgroupLimits(config))
             rollback.record("cgroup \(runtime.cgroup)") {
                 try? cgroup.killAll()
@@ -86,10 +113,6 @@ extension Engine {
             rollback.record("rootfs mount") { try rootfs.unmount(lazy: true) }
             StepTrace.mark("rootfs mount")
 
-            let directory = store.directory(of: id)
-            record.state.ipAddress = nil
-            let files = try NetworkFiles.write(for: record, links: links, in: directory, hostResolvConf: hostResolvConf)
-            StepTrace.mark("network files")
 
 
             let spec = try containerSpec(record, rootfs: rootfs.mergedDir, files: files, links: links, mode: mode,
@@ -143,68 +166,15 @@ extension Engine {
             let joining = BackgroundWork { try cgroup.add(pid: pid) }
             rollback.record("joining the cgroup") { _ = try? joining.join() }
 
-            if let net {
-                // The address first; the veth is then made on another thread while the ports are
-                // published, both to be joined before the child is released.
-                let namespace = try NetworkNamespace.open(pid: process.pid)
-                let endpoint: Endpoint
-                do {
-                    endpoint = try host.run {
-                        try net.lease(config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: runtime.hostInterface!)
-                    }
-                } catch {
-                    namespace.close()
-                    throw error
-                }
-                let attaching = BackgroundWork { [host] in
-                    defer { namespace.close() }
-                    try host.run { try net.attach(namespace, leased: endpoint) }
-                }
+            if let networking, let containerNetwork {
+                let (endpoint, mappings) = try networking.join()
                 runtime.endpoint = endpoint
-                rollback.record("endpoint \(endpoint)") {
-                    _ = try? attaching.join()
-                    try self.releaseEndpoint(endpoint, deleteVeth: true)
-                }
-                StepTrace.mark("lease")
-                // The child may already have bind-mounted the file: rewrite it in place (same inode).
-                let extra = try config.extraHosts.map(HostsEntry.init(addHost:))
-                try Self.overwrite(files.hosts, HostsFile.content(hostname: record.hostname, domainname: config.domainname,
-                                                                  address: endpoint.address.address, extraHosts: extra, links: links))
-
-                // One runtime record for the endpoint and the ports, written before the veth or the
-                // rules exist. A crash before it is written leaves a veth named after the container
-                // and a lease and ports owned by it: the reconcile and its sweep release those.
-                if bindings.isEmpty {
-                    try saveRuntime(runtime, id)
-                } else {
-                    let allocator = try portAllocator()
-                    let ports = try host.run { try allocator.allocate(owner: id.full, bindings) }
-                    StepTrace.mark("host ports")
-                    rollback.record("host ports") { _ = try allocator.release(owner: id.full) }
-                    let mappings = zip(bindings, ports).map { b, port in
-                        PortMapping(proto: b.proto, hostIP: b.hostIP, hostPort: port, containerIP: endpoint.address.address,
-                                    containerPort: b.containerPort, bridge: net.bridge, loopbackDNAT: !options.userlandProxy)
-                    }
-                    runtime.mappings = mappings
-                    try saveRuntime(runtime, id)
-                    StepTrace.mark("runtime record")
-                    try host.run { try net.firewall.addPortMappings(mappings) }
-                    StepTrace.mark("port rules")
-                    rollback.record("port rules") { try self.host.run { try net.firewall.removePortMappings(mappings) } }
-                    if options.userlandProxy {
-                        let proxy = try userlandProxy()
-                        let proxied = mappings.filter { $0.proto != .sctp }
-                        try host.run { try proxy.publish(proxied) }
-                        StepTrace.mark("proxy listeners")
-                        rollback.record("proxy listeners") { for m in proxied { proxy.unpublish(m) } }
-                    }
-                }
-                try attaching.join()
-                StepTrace.mark("veth attached")
-            } else {
-                try saveRuntime(runtime, id)
+                runtime.mappings = mappings
+                // The child joined it at the clone: it lives as long as the container now.
+                containerNetwork.close()
+                StepTrace.mark("network joined")
             }
-
+            try saveRuntime(runtime, id)
             try joining.join()
             StepTrace.mark("cgroup joined")
             try process.start()
@@ -255,6 +225,80 @@ extension Engine {
         }
     }
 
+    /// Connects a bridge container's network namespace, made before its process: leases the
+    /// address, makes the veth into `namespace` (on a thread of its own), writes the address into
+    /// the hosts file, allocates the host ports, records endpoint and ports in the runtime record
+    /// (before the veth and the rules can exist, for the reconciler), adds the DNAT rules and opens
+    /// the proxy listeners. Undoes what it did when a step fails.
+    /// - Returns: The endpoint and the port mappings, for ``disconnect(_:net:endpoint:mappings:)``.
+    func connect(_ id: ContainerID, net: BridgeNetwork, namespace: NetworkNamespace, runtime: ContainerRuntime,
+                 record: ContainerRecord, links: [ResolvedLink], files: NetworkFiles,
+                 bindings: [PortBinding]) throws -> (Endpoint, [PortMapping]) {
+        var undo = RollbackLog()
+        do {
+            let config = record.config
+            let endpoint = try host.run {
+                try net.lease(config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: runtime.hostInterface ?? hostInterfaceName(id))
+            }
+            undo.record("lease \(endpoint.address)") { try self.host.run { try net.releaseLease(endpoint) } }
+            StepTrace.mark("lease")
+            let attaching = BackgroundWork { [host] in try host.run { try net.attach(namespace, leased: endpoint) } }
+            undo.record("veth \(endpoint.hostInterface)") {
+                // A failed attach removed its own veth.
+                if (try? attaching.join()) != nil { try self.deleteLinkIfPresent(endpoint.hostInterface) }
+            }
+            let extra = try config.extraHosts.map(HostsEntry.init(addHost:))
+            try Self.overwrite(files.hosts, HostsFile.content(hostname: record.hostname, domainname: config.domainname,
+                                                              address: endpoint.address.address, extraHosts: extra, links: links))
+            var recorded = runtime
+            recorded.endpoint = endpoint
+            var mappings: [PortMapping] = []
+            if bindings.isEmpty {
+                try saveRuntime(recorded, id)
+            } else {
+                let allocator = try portAllocator()
+                let ports = try host.run { try allocator.allocate(owner: id.full, bindings) }
+                undo.record("host ports") { _ = try allocator.release(owner: id.full) }
+                StepTrace.mark("host ports")
+                mappings = zip(bindings, ports).map { b, port in
+                    PortMapping(proto: b.proto, hostIP: b.hostIP, hostPort: port, containerIP: endpoint.address.address,
+                                containerPort: b.containerPort, bridge: net.bridge, loopbackDNAT: !options.userlandProxy)
+                }
+                recorded.mappings = mappings
+                try saveRuntime(recorded, id)
+                StepTrace.mark("runtime record")
+                try host.run { try net.firewall.addPortMappings(mappings) }
+                undo.record("port rules") { try self.host.run { try net.firewall.removePortMappings(mappings) } }
+                StepTrace.mark("port rules")
+                if options.userlandProxy {
+                    let proxy = try userlandProxy()
+                    let proxied = mappings.filter { $0.proto != .sctp }
+                    try host.run { try proxy.publish(proxied) }
+                    undo.record("proxy listeners") { for m in proxied { proxy.unpublish(m) } }
+                    StepTrace.mark("proxy listeners")
+                }
+            }
+            try attaching.join()
+            StepTrace.mark("veth attached")
+            undo.commit()
+            return (endpoint, mappings)
+        } catch {
+            let failures = undo.unwind()
+            guard !failures.isEmpty else { throw error }
+            throw BerthError(.system, "\(error) (and rollback failed: \(failures.joined(separator: "; ")))")
+        }
+    }
+
+    /// Undoes a successful ``connect(_:net:namespace:runtime:record:links:files:bindings:)``.
+    func disconnect(_ id: ContainerID, net: BridgeNetwork, endpoint: Endpoint, mappings: [PortMapping]) throws {
+        if options.userlandProxy, let proxy = existingProxy { for m in mappings { proxy.unpublish(m) } }
+        if !mappings.isEmpty {
+            try host.run { try net.firewall.removePortMappings(mappings) }
+            _ = try portAllocator().release(owner: id.full)
+        }
+        try releaseEndpoint(endpoint, deleteVeth: true)
+    }
+
     /// The port bindings of `-p` and `-P` (every exposed port not already published with `-p`).
     func portBindings(_ config: ContainerConfig) throws -> [PortBinding] {
         var bindings = try PortSpec.parse(config.portSpecs).flatMap(\.bindings)
@@ -300,7 +344,10 @@ extension Engine {
             spec.setNamespace(.network, options.hostNamespace.map { ContainerSpec.Namespace(.network, path: $0.path) })
         case .container:
             spec.setNamespace(.network, ContainerSpec.Namespace(.network, path: joinedNetwork))
-        case .bridge, .none:
+        case .bridge:
+            // The namespace made (and connected) for it before the clone.
+            if let joinedNetwork { spec.setNamespace(.network, ContainerSpec.Namespace(.network, path: joinedNetwork)) }
+        case .none:
             break
         }
         return spec

@@ -130,7 +130,11 @@ public final class ContainerProcess: @unchecked Sendable {
             rootfs = root.path
         }
         let plan = try rootfs.map {
-            try RootfsPlan(spec: spec, rootfs: $0, newNetwork: cloneFlags & berth_CLONE_NEWNET != 0,
+            // sysfs shows the network namespace of whoever mounts it: the child can mount its own when
+            // it has a new one or joined one (it joins before mounting) unless a new user namespace
+            // keeps it from mounting for a namespace it does not own.
+            try RootfsPlan(spec: spec, rootfs: $0,
+                           newNetwork: cloneFlags & berth_CLONE_NEWNET != 0 || (joinList.contains { $0.type == .network } && !newUser),
                            newIPC: cloneFlags & berth_CLONE_NEWIPC != 0, userNamespace: newUser)
         }
 

@@ -174,6 +174,22 @@ import Glibc
         #expect(ips[1].value == ips[0].value + 1 && ips[2].value == ips[1].value + 1)
     }
 
+    @Test func aBridgeContainerHasItsOwnNetworkNamespaceAndSysfs() throws {
+        let f = try EngineFixture()
+        defer { f.remove() }
+        // Its namespace is made and connected before the clone, then joined: it is the container's
+        // own (eth0 and lo only, none of the sandbox host's links), and /sys shows it.
+        let links = try f.output(["sh", "-c", "ls /sys/class/net | tr '\\n' ' '; readlink /proc/self/ns/net"])
+        #expect(links.hasPrefix("eth0 lo "))
+        let hostNS = try f.host.sh("readlink /proc/self/ns/net").trimmingSpaces()
+        #expect(!links.contains(hostNS))
+        // Two running containers have two namespaces.
+        let a = try f.run(["sleep", "100"]), b = try f.run(["sleep", "100"])
+        let nsA = try Command.check("readlink", ["/proc/\(a.startedState.pid)/ns/net"]).stdout
+        let nsB = try Command.check("readlink", ["/proc/\(b.startedState.pid)/ns/net"]).stdout
+        #expect(nsA != nsB && !nsA.isEmpty)
+    }
+
     @Test func containerNetworkModeSharesTheNetworkNamespace() throws {
         let f = try EngineFixture()
         defer { f.remove() }
@@ -181,6 +197,9 @@ import Glibc
         let ip = try #require(a.startedState.ipAddress)
         let out = try f.output(["ip", "-o", "-4", "addr", "show", "eth0"]) { $0.networkMode = "container:first" }
         #expect(out.contains("inet \(ip)/"))
+        // Its /sys is mounted after it joined: it shows the shared namespace's links.
+        let sys = try f.output(["ls", "/sys/class/net"]) { $0.networkMode = "container:first" }
+        #expect(sys.split(separator: "\n").sorted() == ["eth0", "lo"])
     }
 
     @Test func hostNetworkModeSeesTheSandboxLinks() throws {
