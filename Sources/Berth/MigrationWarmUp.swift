@@ -30,12 +30,18 @@ final class MigrationWarmUp: Sendable {
         start { $0.holders += 1 }
     }
 
-    /// Matches a ``begin()``.
+    /// Matches a ``begin()``. The last one also ends a head start (``warm(for:)``): the moves stop,
+    /// so that none of them holds the kernel's cgroup lock while the container is torn down (or
+    /// when the process exits).
     func end() {
-        state.withLock { $0.holders -= 1 }
+        state.withLock { s in
+            s.holders -= 1
+            if s.holders <= 0 { s.until = 0 }
+        }
     }
 
-    /// Keeps moves ready for `seconds` from now (a head start before a ``begin()`` to come).
+    /// Keeps moves ready for `seconds` from now at the most: a head start for a ``begin()`` to
+    /// come, which ends with its ``end()``.
     func warm(for seconds: Double) {
         let deadline = monotonicNow() + seconds
         start { $0.until = max($0.until, deadline) }
