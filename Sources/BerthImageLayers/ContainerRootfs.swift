@@ -1,4 +1,5 @@
 import BerthSystem
+import CBerthLayersShim
 
 #if canImport(Glibc)
 import Glibc
@@ -112,13 +113,19 @@ extension LayerStore {
         return try withLock {
             let rec = try resolveImage(image, tags: try tagTable())
             let dir = containerDir(name)
-            guard mkdir(dir, 0o700) == 0 else {
-                if errno == EEXIST { throw BerthError(.alreadyExists, "container rootfs \(name) already exists") }
-                throw BerthError.system("mkdir \(dir)")
+            guard !FileIO.exists(dir) else { throw BerthError(.alreadyExists, "container rootfs \(name) already exists") }
+            let recycled = takeRecycledDirectories(as: dir)
+            if !recycled {
+                guard mkdir(dir, 0o700) == 0 else {
+                    if errno == EEXIST { throw BerthError(.alreadyExists, "container rootfs \(name) already exists") }
+                    throw BerthError.system("mkdir \(dir)")
+                }
             }
             do {
-                for sub in ["upper", "work"] {
-                    guard mkdir(dir + "/" + sub, 0o755) == 0 else { throw BerthError.system("mkdir \(dir)/\(sub)") }
+                if !recycled {
+                    for sub in ["upper", "work"] {
+                        guard mkdir(dir + "/" + sub, 0o755) == 0 else { throw BerthError.system("mkdir \(dir)/\(sub)") }
+                    }
                 }
                 try FileIO.makeDirectories(mountDir(name), mode: 0o755)
                 if rec.diffIDs.isEmpty && !initLayer { try FileIO.makeDirectories(dir + "/empty", mode: 0o755) }
@@ -166,9 +173,44 @@ extension LayerStore {
         try fs.unmount()
         try withLock {
             if let p = recordPath(name) { unlink(p) }
-            try FileIO.removeTree(containerDir(name))
+            if !recycleDirectories(of: name) { try FileIO.removeTree(containerDir(name)) }
             if let run = runDir(name) { try FileIO.removeTree(run) }
         }
+    }
+
+    // MARK: Recycled overlay directories
+
+    /// Unused `upper` + `work` pairs kept for the next rootfs (`containers-free/<n>`): making and
+    /// removing directories is the dearest part of a short-lived container on some filesystems
+    /// (ext4 without a journal scans past recently freed inodes to allocate one, and with `discard`
+    /// frees each block with a synchronous discard). overlayfs empties `work` itself at mount.
+    static let recycledDirectoriesKept = 8
+    var recycledRoot: String { root + "/containers-free" }
+
+    /// Moves a removed rootfs's directories to the free list when its upper dir is pristine (empty,
+    /// without overlayfs xattrs) and the list is not full. Caller holds the lock.
+    /// - Returns: Whether they were kept.
+    func recycleDirectories(of name: String) -> Bool {
+        let dir = containerDir(name)
+        var st = stat()
+        // The upper dir is the container's "/": a chmod or chown of it must not carry over.
+        guard lstat(dir + "/upper", &st) == 0, st.st_mode & 0o7777 == 0o755, st.st_uid == 0, st.st_gid == 0,
+              let entries = try? listDirectory(dir + "/upper"), entries.isEmpty,
+              let xattrs = try? readXattrs(dir + "/upper"), Set(xattrs.map(\.name)).isSubset(of: ["trusted.overlay.uuid"]),
+              Set((try? listDirectory(dir)) ?? []).isSubset(of: ["upper", "work", "merged", "empty"]) else { return false }
+        // The identity overlayfs gave that mount goes; the next mount records its own.
+        if !xattrs.isEmpty && lremovexattr(dir + "/upper", "trusted.overlay.uuid") != 0 { return false }
+        let free = (try? listDirectory(recycledRoot)) ?? []
+        guard free.count < Self.recycledDirectoriesKept else { return false }
+        if !FileIO.exists(recycledRoot) { try? FileIO.makeDirectories(recycledRoot, mode: 0o700) }
+        return rename(dir, recycledRoot + "/" + uniqueName("r")) == 0
+    }
+
+    /// Takes a pair from the free list as `dir`. Caller holds the lock.
+    /// - Returns: Whether one was there.
+    func takeRecycledDirectories(as dir: String) -> Bool {
+        guard let slot = ((try? listDirectory(recycledRoot)) ?? []).first else { return false }
+        return rename(recycledRoot + "/" + slot, dir) == 0
     }
 
     /// Removes container rootfs directories that have no record (an ephemeral rootfs whose record

@@ -278,3 +278,36 @@ import Glibc
     try store.removeContainerRootfs(name: "kept")
     #expect(try listDirectory(s.path + "/root/containers").isEmpty)
 }
+
+@Test func pristineOverlayDirectoriesAreRecycledAndOthersNot() throws {
+    let s = try Scratch("recycle")
+    defer { s.remove() }
+    let image = s.path + "/one.tar"
+    try writeTar(image, [.file("hello", "hi")])
+    let store = try LayerStore(root: s.path + "/root", runRoot: s.path + "/run")
+    try store.importRootfs(image, tag: "one")
+    let free = s.path + "/root/containers-free"
+
+    // Used and left unchanged: its directories go to the free list, and the next rootfs takes them.
+    let a = try store.createContainerRootfs(name: "a", image: "one", ephemeral: true)
+    try a.mount()
+    #expect(try FileIO.read(a.mergedDir + "/hello") == "hi")
+    try store.removeContainerRootfs(name: "a")
+    #expect(try listDirectory(free).count == 1)
+    let b = try store.createContainerRootfs(name: "b", image: "one", ephemeral: true)
+    #expect(try listDirectory(free).isEmpty)
+    try b.mount()
+    #expect(try FileIO.read(b.mergedDir + "/hello") == "hi")
+    #expect(!FileIO.exists(b.mergedDir + "/written"))
+
+    // Written to, or its "/" changed: removed, not recycled.
+    try FileIO.writeAtomically(b.mergedDir + "/written", "x")
+    try store.removeContainerRootfs(name: "b")
+    #expect(((try? listDirectory(free)) ?? []).isEmpty)
+    let c = try store.createContainerRootfs(name: "c", image: "one", ephemeral: true)
+    try c.mount()
+    chmod(c.mergedDir, 0o700)
+    try store.removeContainerRootfs(name: "c")
+    #expect(((try? listDirectory(free)) ?? []).isEmpty)
+    #expect(try listDirectory(s.path + "/root/containers").isEmpty)
+}
