@@ -47,11 +47,8 @@ import Glibc
             defer { withExtendedLifetime(f) {} }
             var spec = f.spec("echo name=$(tty) owner=$(stat -c %u $(tty)) uid=$(id -u); echo by-name >$(tty)")
             spec.process?.user = ContainerSpec.User(uid: 65534, gid: 65534)
-            let c = try ContainerProcess.spawn(spec, stdio: .containerTerminal())
-            let pty = try #require(c.takeTerminal())
-            defer { close(pty.master) }
-            let output = readUntilHangup(pty.master)
-            #expect(try c.wait() == .exited(0), "\(output)")
+            let (status, output) = try outputOnContainerTerminal(spec)
+            #expect(status == .exited(0), "\(output)")
             #expect(output.contains("name=/dev/pts/0 owner=65534 uid=65534\r\n"), "\(output)")
             #expect(output.contains("by-name\r\n"), "\(output)")
         }
@@ -69,11 +66,8 @@ import Glibc
             spec.setNamespace(.user, .init(.user))
             spec.linux?.uidMappings = [.init(containerID: 0, hostID: hostID, size: 65536)]
             spec.linux?.gidMappings = [.init(containerID: 0, hostID: hostID, size: 65536)]
-            let c = try ContainerProcess.spawn(spec, stdio: .containerTerminal())
-            let pty = try #require(c.takeTerminal())
-            defer { close(pty.master) }
-            let output = readUntilHangup(pty.master)
-            #expect(try c.wait() == .exited(0), "\(output)")
+            let (status, output) = try outputOnContainerTerminal(spec)
+            #expect(status == .exited(0), "\(output)")
             #expect(output.contains("name=/dev/pts/0 uid=0\r\n"), "\(output)")
             #expect(output.contains("exists\r\n"), "\(output)")
         }
@@ -268,4 +262,13 @@ func berthNSExecutable() -> String? {
         if FileIO.exists(dir + "/berth-ns") && !FileIO.isDirectory(dir + "/berth-ns") { return dir + "/berth-ns" }
     }
     return nil
+}
+
+/// Spawns `spec` on a terminal of its own devpts, reads it until it hangs up, and waits.
+private func outputOnContainerTerminal(_ spec: ContainerSpec) throws -> (status: BerthNamespaces.ExitStatus, output: String) {
+    let c = try ContainerProcess.spawn(spec, stdio: .containerTerminal())
+    let pty = try #require(c.takeTerminal())
+    defer { close(pty.master) }
+    let output = readUntilHangup(pty.master)
+    return (try c.wait(), output)
 }
