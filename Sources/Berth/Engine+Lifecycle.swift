@@ -21,7 +21,7 @@ extension Engine {
         let record = try? store.load(id)
         // With --rm the rootfs directories go while the port rules are removed (both take milliseconds).
         _ = release(runtime, id: id, deleteVeth: runtime.endpoint != nil && networkIsShared(id),
-                    removeRootfs: record?.config.autoRemove == true)
+                    removeRootfs: record?.config.autoRemove == true, record: record)
         StepTrace.mark("release")
         if record?.config.autoRemove == true, (try? removeStopped(id, removeVolumes: true)) != nil {
             StepTrace.mark("remove")
@@ -58,7 +58,9 @@ extension Engine {
     ///   - deleteVeth: Delete the veth explicitly. Without it the kernel deletes it with the
     ///     container's network namespace (deleting it costs tens of milliseconds).
     ///   - removeRootfs: Also remove the rootfs directories once unmounted (`--rm`).
-    func release(_ runtime: ContainerRuntime, id: ContainerID, deleteVeth: Bool, removeRootfs: Bool = false) -> [String] {
+    ///   - record: The container's record when the caller has it (saves reading it again).
+    func release(_ runtime: ContainerRuntime, id: ContainerID, deleteVeth: Bool, removeRootfs: Bool = false,
+                 record known: ContainerRecord? = nil) -> [String] {
         var problems: [String] = []
         func attempt(_ what: String, _ body: () throws -> Void) {
             do { try body() } catch { problems.append("\(what): \(error)") }
@@ -66,7 +68,7 @@ extension Engine {
         StepTrace.mark("release: begin")
         // Port rules and host ports.
         var ports: BackgroundWork<[String]>?
-        let record = try? store.load(id)
+        let record = known ?? (try? store.load(id))
         if !runtime.mappings.isEmpty || !(record?.config.portSpecs.isEmpty ?? true) || record?.config.publishAll == true {
             if runtime.proxied, let proxy = existingProxy { for m in runtime.mappings { proxy.unpublish(m) } }
             ports = BackgroundWork { [self] in
