@@ -104,19 +104,26 @@ func guarded<T>(status: Int32 = 125, _ body: () throws -> T) throws -> T {
     }
 }
 
-/// Applies `action` to each named container the way docker does: a failure is reported for that
-/// container (`Error response from daemon: …`) and the others still go; the command then exits 1.
-func forEachContainer(_ containers: [String], _ action: (String) throws -> Void) throws {
-    var failed = false
-    for c in containers {
-        do {
-            try action(c)
-        } catch let e as BerthError {
-            FileHandleStderr.write("Error response from daemon: \(e.message)\n")
-            failed = true
+extension GlobalOptions {
+    /// `berth start|stop|restart|kill|rm`: opens the engine and applies `action` to each named
+    /// container the way docker does: each success prints the name, a failure is reported for that
+    /// container (`Error response from daemon: …`) and the others still go; the command then exits 1.
+    func forEachContainer(_ containers: [String], _ action: (Engine, String) throws -> Void) throws {
+        try guarded(status: 1) {
+            let engine = try engine()
+            var failed = false
+            for c in containers {
+                do {
+                    try action(engine, c)
+                    out(c + "\n")
+                } catch let e as BerthError {
+                    FileHandleStderr.write("Error response from daemon: \(e.message)\n")
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(1) }
         }
     }
-    if failed { throw ExitCode(1) }
 }
 
 enum FileHandleStderr {

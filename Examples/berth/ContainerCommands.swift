@@ -14,12 +14,8 @@ struct StartCommand: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
-        try guarded(status: 1) {
-            let engine = try global.engine()
-            try forEachContainer(containers) { c in
-                try engine.startDetached(try engine.store.resolve(c))
-                out(c + "\n")
-            }
+        try global.forEachContainer(containers) { engine, c in
+            try engine.startDetached(try engine.store.resolve(c))
         }
     }
 }
@@ -32,12 +28,8 @@ struct StopCommand: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
-        try guarded(status: 1) {
-            let engine = try global.engine()
-            try forEachContainer(containers) { c in
-                try engine.stop(c, timeout: time)
-                out(c + "\n")
-            }
+        try global.forEachContainer(containers) { engine, c in
+            try engine.stop(c, timeout: time)
         }
     }
 }
@@ -50,12 +42,8 @@ struct RestartCommand: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
-        try guarded(status: 1) {
-            let engine = try global.engine()
-            try forEachContainer(containers) { c in
-                try engine.restart(c, timeout: time)
-                out(c + "\n")
-            }
+        try global.forEachContainer(containers) { engine, c in
+            try engine.restart(c, timeout: time)
         }
     }
 }
@@ -68,13 +56,9 @@ struct KillCommand: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
-        try guarded(status: 1) {
-            let engine = try global.engine()
-            let number = try SignalName.parse(signal)
-            try forEachContainer(containers) { c in
-                try engine.kill(c, signal: number)
-                out(c + "\n")
-            }
+        let number = try guarded(status: 1) { try SignalName.parse(signal) }
+        try global.forEachContainer(containers) { engine, c in
+            try engine.kill(c, signal: number)
         }
     }
 }
@@ -101,12 +85,8 @@ struct RemoveCommand: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
-        try guarded(status: 1) {
-            let engine = try global.engine()
-            try forEachContainer(containers) { c in
-                try engine.remove(c, force: force, removeVolumes: volumes)
-                out(c + "\n")
-            }
+        try global.forEachContainer(containers) { engine, c in
+            try engine.remove(c, force: force, removeVolumes: volumes)
         }
     }
 }
