@@ -211,12 +211,8 @@ import Glibc
         defer { close(pty.master) }
         let args = [exe, "-t", "--rootfs", f.rootfs.path, "--", "/bin/sh"]
         let pid = try spawnOnTerminal(args, pty)
-        pty.closeSlave()
-        let input = Array("[ -t 0 ] && echo sid-$(cut -d' ' -f6 /proc/1/stat) on-$(tty); exit 6\n".utf8)
-        #expect(write(pty.master, input, input.count) == input.count)
-        let output = readUntilHangup(pty.master)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        let (status, output, typed) = converse(over: pty, with: pid, typing: "[ -t 0 ] && echo sid-$(cut -d' ' -f6 /proc/1/stat) on-$(tty); exit 6\n")
+        #expect(typed)
         #expect((status >> 8) & 0xff == 6, "\(output)")
         #expect(output.contains("sid-1 on-/dev/pts/0"), "\(output)")
     }
@@ -233,10 +229,7 @@ import Glibc
         let pty = try PseudoTerminal.open()
         defer { close(pty.master) }
         let pid = try spawnOnTerminal([exe, "--bundle", f.rootfs.bundle], pty)
-        pty.closeSlave()
-        let output = readUntilHangup(pty.master)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        let (status, output, _) = converse(over: pty, with: pid)
         #expect(status == 0, "\(output)")
         #expect(output.contains("bundle-tty"), "\(output)")
     }

@@ -69,6 +69,20 @@ public func spawnOnTerminal(_ args: [String], _ pty: PseudoTerminal) throws -> p
     return pid
 }
 
+/// Talks to a program spawned on `pty` (``spawnOnTerminal(_:_:)``): closes our copy of the slave,
+/// types `input`, reads until the terminal hangs up and reaps the program.
+/// - Returns: Its wait status, everything it wrote, and whether all of `input` was written.
+public func converse(over pty: PseudoTerminal, with pid: pid_t,
+                     typing input: String = "") -> (status: Int32, output: String, typed: Bool) {
+    pty.closeSlave()
+    let bytes = Array(input.utf8)
+    let typed = bytes.isEmpty || write(pty.master, bytes, bytes.count) == bytes.count
+    let output = readUntilHangup(pty.master)
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return (status, output, typed)
+}
+
 /// How many pty masters of devpts instances other than the host's this process holds open: the
 /// masters of terminals containers opened in their own devpts (``ProcessStdio/containerTerminal(size:)``).
 /// Tests that count them must not run in parallel with others that make container terminals in

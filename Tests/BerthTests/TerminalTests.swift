@@ -141,12 +141,8 @@ import Glibc
         defer { close(pty.master) }
         let args = [berth, "--root", f.root, "--cgroup-parent", f.cgroupParent, "run", "--rm", "-it", "busybox", "sh"]
         let pid: pid_t = try f.host.run { try spawnOnTerminal(args, pty) }
-        pty.closeSlave()
-        let input = Array("[ -t 0 ] && echo is-$((20+3)) $(tty) $(stty size); exit 5\n".utf8)
-        #expect(write(pty.master, input, input.count) == input.count)
-        let output = readUntilHangup(pty.master)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        let (status, output, typed) = converse(over: pty, with: pid, typing: "[ -t 0 ] && echo is-$((20+3)) $(tty) $(stty size); exit 5\n")
+        #expect(typed)
         #expect((status >> 8) & 0xff == 5, "\(output)")
         #expect(output.contains("is-23 /dev/pts/0 24 80"), "\(output)")
     }
