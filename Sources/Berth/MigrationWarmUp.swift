@@ -5,7 +5,7 @@ import Synchronization
 /// Keeps moves into cgroups from waiting for an RCU grace period while containers start.
 ///
 /// The first move after a quiet spell waits for a grace period (5–12 ms on this machine kind; see
-/// ``Cgroup/warmUpMigration()``); a move less than a grace period after the previous one does not.
+/// ``Cgroup/warmUpMigration(file:)``); a move less than a grace period after the previous one does not.
 /// While anyone holds it (``begin()`` … ``end()``) or until a deadline (``warm(for:)``), one thread
 /// repeats a no-op move of this process every 2 ms, so that the first, slow one happens while the
 /// start does other work (parsing arguments, mounting the rootfs) and the container's own join

@@ -159,25 +159,8 @@ public final class Cgroup: Sendable {
         try driver.kill()
     }
 
-    /// Removes the group's directories in every hierarchy and the parents that are left empty
-    /// (so `berth/` goes with its last group). Waits up to 5 s for exiting tasks to leave.
-    /// Destroying a group that is already gone succeeds.
-    /// - Throws: ``BerthError`` `.invalidState` when tasks are still alive (call ``killAll()`` first).
-    /// Starts, in the calling thread, the RCU grace period that the next move of a process into a
-    /// cgroup will wait for, so that the move finds it already under way or done.
-    ///
-    /// Moving a task between cgroups takes the kernel's cgroup-threadgroup lock for writing, and
-    /// without `favordynmods` that waits for an RCU grace period (5–10 ms on this machine kind)
-    /// unless another move ended less than a grace period ago. This moves the calling process into
-    /// the cgroup it is already in (a no-op move, in the pids hierarchy or the unified one); call it
-    /// on a spare thread a few milliseconds before ``add(pid:)`` (the engine does, when a start
-    /// begins). Errors are ignored: without it the move only waits longer.
-    public static func warmUpMigration() {
-        if let file = migrationWarmUpFile() { warmUpMigration(file: file) }
-    }
-
-    /// The `cgroup.procs` file that ``warmUpMigration()`` writes to: this process's own cgroup in
-    /// the pids hierarchy, or in the unified one; `nil` when neither is there.
+    /// The `cgroup.procs` file of this process's own cgroup, in the pids hierarchy or else the
+    /// unified one, for ``warmUpMigration(file:)``; `nil` when neither is writable.
     public static func migrationWarmUpFile() -> String? {
         guard let hierarchy = try? CgroupHierarchy.detect() else { return nil }
         let candidates: [(mount: String?, path: String?)] = [
@@ -192,13 +175,23 @@ public final class Cgroup: Sendable {
         return nil
     }
 
-    /// ``warmUpMigration()`` through a file from ``migrationWarmUpFile()``. Repeated less than a
-    /// grace period apart, these no-op moves keep every move in between from waiting for one.
-    /// - Parameter file: The `cgroup.procs` file of this process's own cgroup.
+    /// Moves this process into the cgroup it is already in (a no-op move), so that the next move of
+    /// a process into a cgroup finds the RCU grace period it needs already under way or done.
+    ///
+    /// Moving a task between cgroups takes the kernel's cgroup-threadgroup lock for writing, and
+    /// without `favordynmods` that waits for an RCU grace period (5–12 ms on this machine kind)
+    /// unless another move ended less than a grace period ago. Repeated less than a grace period
+    /// apart on a spare thread, these moves keep ``add(pid:)`` from waiting (the engine does this
+    /// while a container starts). Errors are ignored: without it a move only waits longer.
+    /// - Parameter file: From ``migrationWarmUpFile()``.
     public static func warmUpMigration(file: String) {
         _ = try? FileIO.writeControl(file, "\(getpid())")
     }
 
+    /// Removes the group's directories in every hierarchy and the parents that are left empty
+    /// (so `berth/` goes with its last group). Waits up to 5 s for exiting tasks to leave.
+    /// Destroying a group that is already gone succeeds.
+    /// - Throws: ``BerthError`` `.invalidState` when tasks are still alive (call ``killAll()`` first).
     public func destroy() throws {
         var remaining: [pid_t] = []
         let empty = try ControlFiles.poll(timeoutSeconds: 5) {

@@ -272,6 +272,7 @@ func waitUntil(_ condition: () throws -> Bool) throws -> Bool {
 
 @Test func warmingUpAMigrationMovesNothing() throws {
     let before = try FileIO.read("/proc/self/cgroup")
-    Cgroup.warmUpMigration()
+    let file = try #require(Cgroup.migrationWarmUpFile())
+    Cgroup.warmUpMigration(file: file)
     #expect(try FileIO.read("/proc/self/cgroup") == before)
 }
