@@ -123,8 +123,7 @@ extension Engine {
         if deleteVeth {
             try host.run { try net.detach(endpoint) }
         } else {
-            let allocator = try AddressAllocator.open(root: options.root + "/network/ipam", network: net.bridge)
-            _ = try allocator.release(endpoint.address.address)
+            try net.releaseLease(endpoint)
         }
     }
 

@@ -240,7 +240,7 @@ extension Engine {
             let endpoint = try host.run {
                 try net.lease(config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: runtime.hostInterface ?? hostInterfaceName(id))
             }
-            undo.record("lease \(endpoint.address)") { try self.host.run { try net.releaseLease(endpoint) } }
+            undo.record("lease \(endpoint.address)") { try net.releaseLease(endpoint) }
             StepTrace.mark("lease")
             let attaching = BackgroundWork { [host] in try host.run { try net.attach(namespace, leased: endpoint) } }
             undo.record("veth \(endpoint.hostInterface)") {
