@@ -101,12 +101,32 @@ extension Engine {
                 joinedNetwork = sandbox.path
             }
 
-            let cgroup = try Cgroup.create(name: runtime.cgroup, limits: cgroupLimits(config))
+            // The cgroup is made on a thread of its own: making one takes the kernel's cgroup lock,
+            // which a move into a cgroup (the warm-up's, see MigrationWarmUp) holds for an RCU
+            // grace period; the container joins it after the clone. Docker's device allow-list (all
+            // devices under --privileged) goes on the v1 devices controller before the process
+            // joins: MKNOD is a default capability, so without it a container could create and
+            // open the host's disks.
+            let securityOptions = try SecurityOptions(securityOpts: config.securityOpt, capAdd: config.capAdd,
+                                                      capDrop: config.capDrop, privileged: config.privileged)
+            let limits = cgroupLimits(config)
+            let deviceRules = securityOptions.deviceRules
+            let making = BackgroundWork { [runtime] () -> Cgroup in
+                let cgroup = try Cgroup.create(name: runtime.cgroup, limits: limits)
+                do {
+                    _ = try DeviceRule.apply(deviceRules, toCgroupPaths: cgroup.paths)
+                } catch {
+                    try? cgroup.destroy()
+                    throw error
+                }
+                StepTrace.mark("cgroup")
+                return cgroup
+            }
             rollback.record("cgroup \(runtime.cgroup)") {
+                guard let cgroup = try? making.join() else { return }  // it undid itself
                 try? cgroup.killAll()
                 try cgroup.destroy()
             }
-            StepTrace.mark("cgroup")
 
             let rootfs = try layers.containerRootfs(name: id.full)
             try rootfs.mount()
@@ -117,13 +137,7 @@ extension Engine {
 
             let spec = try containerSpec(record, rootfs: rootfs.mergedDir, files: files, links: links, mode: mode,
                                          joinedNetwork: joinedNetwork)
-            let securityOptions = try SecurityOptions(securityOpts: config.securityOpt, capAdd: config.capAdd,
-                                                      capDrop: config.capDrop, privileged: config.privileged)
             let security = try securityOptions.resolve(cache: seccompCache)
-            // Docker's device allow-list (all devices under --privileged) on the v1 devices
-            // controller, before the process joins the cgroup: MKNOD is a default capability, so
-            // without it a container could create and open the host's disks.
-            _ = try DeviceRule.apply(securityOptions.deviceRules, toCgroupPaths: cgroup.paths)
             StepTrace.mark("spec + security")
             let processStdio: ProcessStdio
             switch stdio {
@@ -163,7 +177,7 @@ extension Engine {
             // Moving a process into a v1 cgroup waits for an RCU grace period (about 10 ms here):
             // it overlaps the network set-up; the child waits at its sync point until both are done.
             let pid = process.pid
-            let joining = BackgroundWork { try cgroup.add(pid: pid) }
+            let joining = BackgroundWork { try making.join().add(pid: pid) }
             rollback.record("joining the cgroup") { _ = try? joining.join() }
 
             if let networking, let containerNetwork {

@@ -13,6 +13,11 @@
  *      rule set changed since step 1, so the handles deleted are exactly the rules read.
  */
 #include <errno.h>
+#include <sched.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -344,24 +349,63 @@ fail:
     return -1;
 }
 
-static void *close_fd(void *arg) {
-    close((int)(intptr_t)arg);
+/* Closing a netfilter socket while a committed transaction awaits its deferred destruction waits
+ * for that (an RCU grace period, 4-15 ms here): the kernel flushes its destruction work when the
+ * socket is released. A thread of ours would not do: a process's exit waits for all its threads,
+ * and an uninterruptible wait cannot be cut short. So the last reference goes to a short-lived
+ * process of its own (clone with CLONE_VM and a small stack, its own copy of the descriptor table,
+ * which it empties of everything else at once). A detached thread drops our copy first, lets the
+ * child go, and reaps it; if this process exits first, the thread just dies and the child is
+ * reparented (and reaped) as any orphan. The child uses raw system calls only. */
+struct closer {
+    int fd;
+    _Atomic int go;
+    void *stack;
+    size_t stack_size;
+};
+
+static int closer_child(void *arg) {
+    struct closer *c = arg;
+    if (c->fd > 0) syscall(SYS_close_range, 0, (unsigned)c->fd - 1, 0);
+    syscall(SYS_close_range, (unsigned)c->fd + 1, ~0U, 0);
+    while (!c->go) syscall(SYS_futex, &c->go, FUTEX_WAIT, 0, NULL, NULL, 0);
+    syscall(SYS_close, c->fd); /* the last reference: the wait happens here */
+    return 0;
+}
+
+static void *closer_thread(void *arg) {
+    struct closer *c = arg;
+    pid_t pid = clone(closer_child, (char *)c->stack + c->stack_size, CLONE_VM, c);
+    close(c->fd);
+    if (pid > 0) {
+        c->go = 1;
+        syscall(SYS_futex, &c->go, FUTEX_WAKE, 1, NULL, NULL, 0);
+        while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {}
+    }
+    munmap(c->stack, c->stack_size);
+    free(c);
     return NULL;
 }
 
-/* Closing a netfilter socket after a commit waits for the transaction's deferred destruction
- * (an RCU grace period, 4-10 ms here): done on a short-lived detached thread, the caller does not
- * wait for it. Falls back to closing in place. */
+/* Closes a netfilter socket without waiting, as above. Falls back to closing in place. */
 static void close_in_background(int fd) {
+    struct closer *c = calloc(1, sizeof *c);
+    if (!c) { close(fd); return; }
+    c->fd = fd;
+    c->stack_size = 64 * 1024;
+    c->stack = mmap(NULL, c->stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (c->stack == MAP_FAILED) { free(c); close(fd); return; }
     pthread_attr_t attr;
     pthread_t thread;
     if (pthread_attr_init(&attr) == 0) {
         int ok = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
                  pthread_attr_setstacksize(&attr, 64 * 1024) == 0 &&
-                 pthread_create(&thread, &attr, close_fd, (void *)(intptr_t)fd) == 0;
+                 pthread_create(&thread, &attr, closer_thread, c) == 0;
         pthread_attr_destroy(&attr);
         if (ok) return;
     }
+    munmap(c->stack, c->stack_size);
+    free(c);
     close(fd);
 }
 
