@@ -2,7 +2,6 @@ import ArgumentParser
 import Berth
 import BerthNamespaces
 import BerthSystem
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -218,7 +217,7 @@ struct AttachCommand: ParsableCommand {
             guard try engine.store.load(id).state.isRunning else {
                 throw BerthError(.invalidState, "You cannot attach to a stopped container, start it first")
             }
-            DetachKeys.watchStdin()
+            try DetachKeys.watchStdin()
             let path = engine.logPath(id)
             // Attach shows new output only, as Docker does.
             let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -247,8 +246,8 @@ struct AttachCommand: ParsableCommand {
 enum DetachKeys {
     nonisolated(unsafe) static var detached = false
 
-    static func watchStdin() {
-        let thread = Thread {
+    static func watchStdin() throws {
+        try DetachedThread.start {
             var previous: UInt8 = 0
             var byte: UInt8 = 0
             while read(0, &byte, 1) == 1 {
@@ -256,7 +255,6 @@ enum DetachKeys {
                 previous = byte
             }
         }
-        thread.start()
     }
 }
 

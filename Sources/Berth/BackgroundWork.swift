@@ -1,31 +1,37 @@
-import Foundation
+import BerthSystem
+import Dispatch
 
 /// One piece of work on its own thread, joined before its result matters: steps that wait on the
 /// kernel and can overlap (joining a v1 cgroup waits for an RCU grace period while the network is
-/// set up; port rules are removed while the rootfs is).
+/// set up; port rules are removed while the rootfs is). If no thread can be created, the work runs
+/// in the caller, there and then.
 final class BackgroundWork<Value: Sendable>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     /// Written by the thread before `done` is signalled, read after `join` only.
     nonisolated(unsafe) private var result: Result<Value, any Error>?
-    private let joined = NSLock()
+    private let joined = DispatchSemaphore(value: 1)
     nonisolated(unsafe) private var waited = false
 
     /// Starts `body` on a new thread.
     /// - Parameter body: The work.
     init(_ body: @escaping @Sendable () throws -> Value) {
-        let thread = Thread { [self] in
+        do {
+            try DetachedThread.start { [self] in
+                result = Result { try body() }
+                done.signal()
+            }
+        } catch {
             result = Result { try body() }
             done.signal()
         }
-        thread.start()
     }
 
     /// Waits until the work has finished (once; later calls return at once) and returns its value
     /// or throws its error.
     func join() throws -> Value {
-        joined.lock()
+        joined.wait()
         if !waited { done.wait(); waited = true }
-        joined.unlock()
+        joined.signal()
         return try result!.get()
     }
 }

@@ -1,6 +1,5 @@
 import BerthSystem
 import CBerthShim
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -48,7 +47,8 @@ extension Engine {
             return pid
         }
         // Reap the monitor whenever it ends (a long-lived embedding process must not keep zombies).
-        Thread.detachNewThread {
+        // Without a thread for it, it is reaped by whoever inherits it when this process ends.
+        try? DetachedThread.start {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }

@@ -156,7 +156,7 @@ extension Engine {
                     guard berth_pipe2(&pipe, O_CLOEXEC) == 0 else { throw BerthError.system("create an output pipe") }
                     closeAfterClone.append(pipe[1])
                     fds.append(pipe[1])
-                    copiers.append(OutputCopier(source: pipe[0], terminal: terminal, log: fcntl(log, F_DUPFD_CLOEXEC, 0)))
+                    copiers.append(try OutputCopier(source: pipe[0], terminal: terminal, log: fcntl(log, F_DUPFD_CLOEXEC, 0)))
                 }
                 processStdio = ProcessStdio(stdin: interactive ? .inherit : .null, stdout: .fd(fds[0]), stderr: .fd(fds[1]))
             case .pseudoTerminal(_, let foreground):
@@ -218,11 +218,13 @@ extension Engine {
                 s.monitorPid = runtime.owner.pid
                 s.linkTargets = links.map { LinkedContainer(alias: $0.alias, target: $0.target.id) }
             }
+            let running = try RunningContainer(engine: self, id: id, process: process, runtime: runtime, state: started,
+                                               copiers: copiers)
             rollback.commit()
             if let address = runtime.endpoint?.address.address {
                 _ = try? store.refreshHostsOfContainersLinking(to: id, address: address)
             }
-            return RunningContainer(engine: self, id: id, process: process, runtime: runtime, state: started, copiers: copiers)
+            return running
         } catch {
             let failures = rollback.unwind()
             for c in copiers { c.join(timeout: 0.5) }

@@ -1,5 +1,8 @@
 import BerthCgroups
-import Foundation
+import BerthSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// Keeps moves into cgroups from waiting for an RCU grace period while containers start.
@@ -55,21 +58,28 @@ final class MigrationWarmUp: Sendable {
             return true
         }
         guard launch else { return }
-        Thread { [self] in
-            guard let file = Cgroup.migrationWarmUpFile() else {
-                state.withLock { $0.running = false }
-                return
+        do {
+            try DetachedThread.start { [self] in run() }
+        } catch {
+            state.withLock { $0.running = false }  // no warm-up then: the first move just waits
+        }
+    }
+
+    /// The thread's loop: a no-op move every 2 ms until no one needs them.
+    private func run() {
+        guard let file = Cgroup.migrationWarmUpFile() else {
+            state.withLock { $0.running = false }
+            return
+        }
+        while true {
+            Cgroup.warmUpMigration(file: file)
+            let done = state.withLock { s -> Bool in
+                guard s.holders <= 0 && monotonicNow() >= s.until else { return false }
+                s.running = false
+                return true
             }
-            while true {
-                Cgroup.warmUpMigration(file: file)
-                let done = state.withLock { s -> Bool in
-                    guard s.holders <= 0 && monotonicNow() >= s.until else { return false }
-                    s.running = false
-                    return true
-                }
-                if done { return }
-                usleep(2000)
-            }
-        }.start()
+            if done { return }
+            usleep(2000)
+        }
     }
 }

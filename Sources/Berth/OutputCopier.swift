@@ -1,6 +1,6 @@
 import BerthNamespaces
 import BerthSystem
-import Foundation
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -15,8 +15,9 @@ final class OutputCopier: @unchecked Sendable {
     private(set) var terminal: PseudoTerminal?
 
     /// Starts copying from `source` to `terminal` and `log` (both `source` and `log` are closed at the end).
-    init(source: Int32, terminal: Int32, log: Int32) {
-        let thread = Thread { [done] in
+    /// - Throws: ``BerthError`` when its thread cannot be created (`source` and `log` are closed then).
+    init(source: Int32, terminal: Int32, log: Int32) throws {
+        let copy: @Sendable () -> Void = { [done] in
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
@@ -31,7 +32,13 @@ final class OutputCopier: @unchecked Sendable {
             if log >= 0 { close(log) }
             done.signal()
         }
-        thread.start()
+        do {
+            try DetachedThread.start(copy)
+        } catch {
+            close(source)
+            if log >= 0 { close(log) }
+            throw error
+        }
     }
 
     /// Starts relaying the master of a container's terminal (``ContainerStdio/pseudoTerminal(interactive:foreground:)``,
@@ -53,19 +60,26 @@ final class OutputCopier: @unchecked Sendable {
             close(log)
             throw error
         }
-        let copier = OutputCopier(relay: relay, closing: [pty.master, log])
+        let copier: OutputCopier
+        do {
+            copier = try OutputCopier(relay: relay, closing: [pty.master, log])
+        } catch {
+            // The relay ends when the container side hangs up (the failed start kills it).
+            pty.close()
+            close(log)
+            throw error
+        }
         copier.terminal = pty
         return copier
     }
 
     /// Waits for `relay` on its own thread, then closes `fds`.
-    private init(relay: TerminalRelay, closing fds: [Int32]) {
-        let thread = Thread { [done] in
+    private init(relay: TerminalRelay, closing fds: [Int32]) throws {
+        try DetachedThread.start { [done] in
             relay.wait()
             for fd in fds { close(fd) }
             done.signal()
         }
-        thread.start()
     }
 
     /// Waits until the copy has finished (at most `timeout` seconds).

@@ -1,6 +1,11 @@
 import BerthNamespaces
 import BerthSystem
-import Foundation
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A container this process started and owns. A thread reaps its process; when it exits, the
 /// engine releases what it held (published ports, address lease, cgroup, rootfs mount), records
@@ -15,24 +20,23 @@ public final class RunningContainer: @unchecked Sendable {
     private let process: ContainerProcess
     private let terminals: [PseudoTerminal]
     private let finished = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var exitCode: Int32?
+    private let exitCode = Mutex<Int32?>(nil)
 
+    /// - Throws: ``BerthError`` when the thread that reaps it cannot be created.
     init(engine: Engine, id: ContainerID, process: ContainerProcess, runtime: ContainerRuntime, state: ContainerState,
-         copiers: [OutputCopier]) {
+         copiers: [OutputCopier]) throws {
         self.id = id
         self.pid = process.pid
         self.process = process
         self.startedState = state
         self.terminals = copiers.compactMap(\.terminal)
-        let thread = Thread { [self] in
+        try DetachedThread.start { [self] in
             let status = (try? process.wait()) ?? .signaled(9)
             let code = engine.finish(id: id, runtime: runtime, status: status)
             for c in copiers { c.join() }
-            lock.withLock { exitCode = code }
+            exitCode.withLock { $0 = code }
             finished.signal()
         }
-        thread.start()
     }
 
     /// Waits until the container has exited and its resources are released.
@@ -41,7 +45,7 @@ public final class RunningContainer: @unchecked Sendable {
     public func wait() -> Int32 {
         finished.wait()
         finished.signal()
-        return lock.withLock { exitCode ?? 137 }
+        return exitCode.withLock { $0 ?? 137 }
     }
 
     /// Resizes the container's terminal (`-t`; nothing otherwise): the container gets SIGWINCH.

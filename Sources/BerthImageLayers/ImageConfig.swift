@@ -1,5 +1,9 @@
 import BerthSystem
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An empty JSON object, the value type of `ExposedPorts` and `Volumes` in an image config.
 public struct EmptyObject: Codable, Sendable, Equatable {

@@ -1,6 +1,10 @@
 import BerthSystem
 import CZlib
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -254,9 +258,14 @@ final class PipelinedChunkSource: ChunkSource, @unchecked Sendable {
         free = Array(0..<depth)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
-        let thread = Thread { [self] in produce() }
-        thread.stackSize = 1 << 20
-        thread.start()
+        do {
+            try DetachedThread.start(stackSize: 1 << 20) { [self] in produce() }
+        } catch {
+            // No producer: the first read reports why.
+            failure = error
+            ended = true
+            producerDone = true
+        }
     }
 
     deinit {
