@@ -30,7 +30,7 @@ struct PortRulesBenchmark: ParsableCommand {
             PortMapping(proto: $0.proto, hostIP: $0.hostIP, hostPort: $0.hostPorts?.lowerBound ?? $0.containerPort,
                         containerIP: IPv4Address(172, 18, 0, 2), containerPort: $0.containerPort, bridge: "bbench0")
         }
-        let netlink = IptablesFirewall(), spawn = IptablesFirewall(inProcessRemoval: false)
+        let netlink = IptablesFirewall(), spawn = IptablesFirewall(inProcessRules: false)
         try sandbox.run { try netlink.addBridgeRules(bridge) }
         defer { _ = try? sandbox.run { try netlink.removeBridgeRules(bridge) } }
         print("sandbox netns inode \(sandbox.inode); \(mappings.map(\.description).joined(separator: ", "))")

@@ -10,18 +10,22 @@ import BerthSystem
 /// form so that the current rule set, read with `iptables-save`, tells which rules are present.
 ///
 /// Every port rule carries a comment naming its mapping (`berth port tcp/0.0.0.0:18080`). When
-/// the installed iptables is iptables-nft, ``removePortMappings(chainsInPlace:)`` uses it to
-/// delete the mapping's rules in-process over netlink, without spawning `iptables-restore`.
+/// the installed iptables is iptables-nft, ``addPortMappings(chainsInPlace:)`` and
+/// ``removePortMappings(chainsInPlace:)`` add and delete a mapping's rules in-process over netlink
+/// (written as iptables-nft writes them, found again by their comment), without spawning
+/// `iptables-restore`.
 public struct IptablesFirewall: Firewall {
-    /// Whether ``removePortMappings(chainsInPlace:)`` may delete rules over netlink (iptables-nft
-    /// hosts only); when false it always runs `iptables-restore`.
-    public var inProcessRemoval: Bool
+    /// Whether ``addPortMappings(chainsInPlace:)`` and ``removePortMappings(chainsInPlace:)`` may
+    /// add and delete rules over netlink (iptables-nft hosts only); when false they always run
+    /// `iptables-restore`.
+    public var inProcessRules: Bool
 
-    /// - Parameter inProcessRemoval: Let ``removePortMappings(chainsInPlace:)`` delete rules over
-    ///   netlink when the installed iptables is iptables-nft (the default); `false` always spawns
-    ///   `iptables-restore`, as on iptables-legacy hosts.
-    public init(inProcessRemoval: Bool = true) {
-        self.inProcessRemoval = inProcessRemoval
+    /// - Parameter inProcessRules: Let ``addPortMappings(chainsInPlace:)`` and
+    ///   ``removePortMappings(chainsInPlace:)`` work over netlink when the installed iptables is
+    ///   iptables-nft (the default); `false` always spawns `iptables-restore`, as on
+    ///   iptables-legacy hosts.
+    public init(inProcessRules: Bool = true) {
+        self.inProcessRules = inProcessRules
     }
 
     public var kind: FirewallKind { .iptables }
@@ -47,15 +51,18 @@ public struct IptablesFirewall: Firewall {
 
     /// ``addPortMappings(_:)`` for a caller that knows a bridge's rules are installed (so Berth's
     /// chains and jumps exist, and stay: the bridge's rules keep them non-empty): applies the rules
-    /// without reading the rule set first (one `iptables-restore` instead of `iptables-save` +
-    /// `iptables-restore`). If the batch fails (a chain was deleted behind Berth's back), it falls
-    /// back to one computed batch that removes what of the mappings' rules went in and adds them
-    /// again (with chains and jumps), so a partly committed batch leaves no duplicates.
+    /// without reading the rule set first. With iptables-nft (and ``inProcessRules``) they go in
+    /// in-process, in one nf_tables transaction over netlink; otherwise, or if that fails, one
+    /// `iptables-restore` adds them (instead of `iptables-save` + `iptables-restore`). If that
+    /// batch fails too (a chain was deleted behind Berth's back), it falls back to one computed
+    /// batch that removes what of the mappings' rules went in and adds them again (with chains and
+    /// jumps), so a partly committed batch leaves no duplicates.
     /// - Parameter mappings: The mappings to publish.
     public func addPortMappings(chainsInPlace mappings: [PortMapping]) throws {
         guard !mappings.isEmpty else { return }
         let rules = mappings.flatMap(IptablesRules.port)
         try FirewallLock.withLock {
+            if addInProcess(mappings) { return }
             let fast = IptablesRules.unchecked(adding: rules)
             if (try? Command.run("iptables-restore", ["--noflush", "--wait"], input: fast))?.succeeded == true { return }
             try applyLocked(adding: rules, removing: rules)
@@ -66,7 +73,7 @@ public struct IptablesFirewall: Firewall {
     /// ``addPortMappings(chainsInPlace:)``), so Berth's chains stay whatever happens to the
     /// mappings' rules.
     ///
-    /// With iptables-nft (and ``inProcessRemoval``), the rules are found by their comment and
+    /// With iptables-nft (and ``inProcessRules``), the rules are found by their comment and
     /// deleted in-process, in one nf_tables transaction over netlink; rules already gone are
     /// skipped. Otherwise, or if that finds nothing or fails, one `iptables-restore` batch deletes
     /// the rules without reading the rule set first, and if that fails too (a rule was already
@@ -88,8 +95,20 @@ public struct IptablesFirewall: Firewall {
     /// (finding none means the rules were all gone, or are not nf_tables rules after all: the
     /// `iptables-restore` path then decides). Call with the namespace lock held.
     func removeInProcess(_ rules: [IptablesRule]) -> Bool {
-        guard inProcessRemoval, IptablesVariant.installed == .nfTables else { return false }
+        guard inProcessRules, IptablesVariant.installed == .nfTables else { return false }
         return ((try? NetlinkRuleDeletion.delete(rules)) ?? 0) > 0
+    }
+
+    /// Adds the mappings' rules over netlink when that is possible here; true when they went in
+    /// (all of them: the transaction is all or nothing). Call with the namespace lock held.
+    func addInProcess(_ mappings: [PortMapping]) -> Bool {
+        guard inProcessRules, IptablesVariant.installed == .nfTables else { return false }
+        var rules: [NetlinkRuleAddition.Rule] = []
+        for m in mappings {
+            guard let r = NetlinkRuleAddition.rules(m) else { return false }
+            rules += r
+        }
+        return (try? NetlinkRuleAddition.add(rules)) != nil
     }
 
     /// Reads the current rule set, computes one restore batch and applies it, under the namespace lock.

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <linux/netlink.h>
@@ -453,4 +454,276 @@ out:
     free(s.rbuf);
     if (result < 0) errno = saved;
     return result;
+}
+
+/* ---- Adding rules ------------------------------------------------------------------------- */
+
+/* Opens a nested attribute; returns its offset (close it with nest_end). */
+static long nest_begin(struct buf *b, uint16_t type) {
+    if (buf_reserve(b, NLA_HDRLEN) != 0) return -1;
+    long at = (long)b->len;
+    struct nlattr *a = (struct nlattr *)(b->data + at);
+    a->nla_type = (uint16_t)(type | NLA_F_NESTED);
+    a->nla_len = NLA_HDRLEN;
+    b->len += NLA_HDRLEN;
+    return at;
+}
+
+static void nest_end(struct buf *b, long at) {
+    struct nlattr *a = (struct nlattr *)(b->data + at);
+    a->nla_len = (uint16_t)(b->len - (size_t)at);
+}
+
+static int attr_be32(struct buf *b, uint16_t type, uint32_t v) {
+    uint32_t n = htonl(v);
+    return msg_attr(b, type, &n, 4);
+}
+
+/* One expression: NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { ... } }. The data attributes
+ * are written between expr_begin and expr_end. */
+struct expr_at { long elem, data; };
+
+static int expr_begin(struct buf *b, const char *name, struct expr_at *at) {
+    at->elem = nest_begin(b, NFTA_LIST_ELEM);
+    if (at->elem < 0 || msg_attr_str(b, NFTA_EXPR_NAME, name) != 0) return -1;
+    at->data = nest_begin(b, NFTA_EXPR_DATA);
+    return at->data < 0 ? -1 : 0;
+}
+
+static void expr_end(struct buf *b, const struct expr_at *at) {
+    nest_end(b, at->data);
+    nest_end(b, at->elem);
+}
+
+/* NFTA_*_DATA { NFTA_DATA_VALUE value } */
+static int data_value(struct buf *b, uint16_t type, const void *value, size_t len) {
+    long n = nest_begin(b, type);
+    if (n < 0 || msg_attr(b, NFTA_DATA_VALUE, value, len) != 0) return -1;
+    nest_end(b, n);
+    return 0;
+}
+
+/* [ meta load key => reg 1 ] */
+static int expr_meta(struct buf *b, uint32_t key) {
+    struct expr_at at;
+    if (expr_begin(b, "meta", &at) != 0 || attr_be32(b, NFTA_META_DREG, NFT_REG_1) != 0 ||
+        attr_be32(b, NFTA_META_KEY, key) != 0)
+        return -1;
+    expr_end(b, &at);
+    return 0;
+}
+
+/* [ payload load len b @ base + offset => reg 1 ] */
+static int expr_payload(struct buf *b, uint32_t base, uint32_t offset, uint32_t len) {
+    struct expr_at at;
+    if (expr_begin(b, "payload", &at) != 0 || attr_be32(b, NFTA_PAYLOAD_DREG, NFT_REG_1) != 0 ||
+        attr_be32(b, NFTA_PAYLOAD_BASE, base) != 0 || attr_be32(b, NFTA_PAYLOAD_OFFSET, offset) != 0 ||
+        attr_be32(b, NFTA_PAYLOAD_LEN, len) != 0)
+        return -1;
+    expr_end(b, &at);
+    return 0;
+}
+
+/* [ cmp op reg 1 value ] */
+static int expr_cmp(struct buf *b, uint32_t op, const void *value, size_t len) {
+    struct expr_at at;
+    if (expr_begin(b, "cmp", &at) != 0 || attr_be32(b, NFTA_CMP_SREG, NFT_REG_1) != 0 ||
+        attr_be32(b, NFTA_CMP_OP, op) != 0 || data_value(b, NFTA_CMP_DATA, value, len) != 0)
+        return -1;
+    expr_end(b, &at);
+    return 0;
+}
+
+/* [ bitwise reg 1 = ( reg 1 & mask ) ^ 0 ] */
+static int expr_mask(struct buf *b, const void *mask, size_t len) {
+    static const char zero[16];
+    struct expr_at at;
+    if (expr_begin(b, "bitwise", &at) != 0 || attr_be32(b, NFTA_BITWISE_SREG, NFT_REG_1) != 0 ||
+        attr_be32(b, NFTA_BITWISE_DREG, NFT_REG_1) != 0 || attr_be32(b, NFTA_BITWISE_LEN, (uint32_t)len) != 0 ||
+        data_value(b, NFTA_BITWISE_MASK, mask, len) != 0 || data_value(b, NFTA_BITWISE_XOR, zero, len) != 0)
+        return -1;
+    expr_end(b, &at);
+    return 0;
+}
+
+/* An IPv4 address match at `offset` of the network header, as iptables-nft writes `-s`/`-d`: a
+ * mask of whole bytes loads and compares just those bytes (1 for /8); any other mask loads all
+ * four and masks them first. */
+static int match_addr(struct buf *b, uint32_t offset, uint32_t addr, uint32_t mask) {
+    const unsigned char *m = (const unsigned char *)&mask;
+    size_t full = 0;
+    while (full < 4 && m[full] == 0xff) full++;
+    int bitwise = 0;
+    for (size_t i = full; i < 4; i++) bitwise |= m[i] != 0;
+    size_t len = bitwise ? 4 : full;
+    if (len == 0) return 0;  /* /0: matches everything, as iptables writes nothing */
+    if (expr_payload(b, NFT_PAYLOAD_NETWORK_HEADER, offset, (uint32_t)len) != 0) return -1;
+    if (bitwise && expr_mask(b, &mask, 4) != 0) return -1;
+    uint32_t masked = addr & mask;
+    return expr_cmp(b, NFT_CMP_EQ, &masked, len);
+}
+
+/* `-i NAME` / `-o NAME` (`! -i`): the name with its NUL, as iptables-nft compares it. */
+static int match_ifname(struct buf *b, uint32_t key, const char *name, int invert) {
+    char value[IFNAMSIZ] = {0};
+    size_t n = strlen(name);
+    if (n == 0 || n >= IFNAMSIZ) { errno = EINVAL; return -1; }
+    memcpy(value, name, n);
+    if (expr_meta(b, key) != 0) return -1;
+    return expr_cmp(b, invert ? NFT_CMP_NEQ : NFT_CMP_EQ, value, n + 1);
+}
+
+/* An xtables extension through nft_compat (match or target) with its info blob. */
+static int expr_xt(struct buf *b, int target, const char *name, uint32_t rev, const void *info, size_t len) {
+    struct expr_at at;
+    if (expr_begin(b, target ? "target" : "match", &at) != 0 ||
+        msg_attr_str(b, target ? NFTA_TARGET_NAME : NFTA_MATCH_NAME, name) != 0 ||
+        attr_be32(b, target ? NFTA_TARGET_REV : NFTA_MATCH_REV, rev) != 0 ||
+        msg_attr(b, target ? NFTA_TARGET_INFO : NFTA_MATCH_INFO, info, len) != 0)
+        return -1;
+    expr_end(b, &at);
+    return 0;
+}
+
+#define XT_ALIGNED(n) (((n) + 7u) & ~7u)
+
+/* The rule's expressions, in the order iptables-nft 1.8 writes them: interfaces, protocol,
+ * addresses, the port (native payload), the comment match, a counter, the target. */
+static int rule_exprs(struct buf *b, const struct berth_nft_port_rule *r) {
+    long list = nest_begin(b, NFTA_RULE_EXPRESSIONS);
+    if (list < 0) return -1;
+    if (r->iifname && match_ifname(b, NFT_META_IIFNAME, r->iifname, r->iif_invert) != 0) return -1;
+    if (r->oifname && match_ifname(b, NFT_META_OIFNAME, r->oifname, 0) != 0) return -1;
+    uint8_t proto = r->l4proto;
+    if (expr_meta(b, NFT_META_L4PROTO) != 0 || expr_cmp(b, NFT_CMP_EQ, &proto, 1) != 0) return -1;
+    if (r->smask && match_addr(b, 12, r->saddr, r->smask) != 0) return -1;
+    if (r->dmask && match_addr(b, 16, r->daddr, r->dmask) != 0) return -1;
+    if (r->dport) {
+        uint16_t port = htons(r->dport);
+        if (expr_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2) != 0 || expr_cmp(b, NFT_CMP_EQ, &port, 2) != 0) return -1;
+    }
+    char comment[COMMENT_MAX] = {0};  /* struct xt_comment_info */
+    size_t n = strlen(r->comment);
+    if (n == 0 || n >= COMMENT_MAX) { errno = EINVAL; return -1; }
+    memcpy(comment, r->comment, n);
+    if (expr_xt(b, 0, "comment", 0, comment, sizeof comment) != 0) return -1;
+    struct expr_at at;
+    uint64_t zero = 0;
+    if (expr_begin(b, "counter", &at) != 0 || msg_attr(b, NFTA_COUNTER_BYTES, &zero, 8) != 0 ||
+        msg_attr(b, NFTA_COUNTER_PACKETS, &zero, 8) != 0)
+        return -1;
+    expr_end(b, &at);
+    switch (r->target) {
+    case BERTH_NFT_ACCEPT: {
+        if (expr_begin(b, "immediate", &at) != 0 || attr_be32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT) != 0) return -1;
+        long data = nest_begin(b, NFTA_IMMEDIATE_DATA);
+        long verdict = data < 0 ? -1 : nest_begin(b, NFTA_DATA_VERDICT);
+        if (verdict < 0 || attr_be32(b, NFTA_VERDICT_CODE, NF_ACCEPT) != 0) return -1;
+        nest_end(b, verdict);
+        nest_end(b, data);
+        expr_end(b, &at);
+        break;
+    }
+    case BERTH_NFT_DNAT: {
+        /* xt_DNAT revision 2: struct nf_nat_range2 { u32 flags; nf_inet_addr min, max;
+         * u16 min_proto, max_proto, base_proto; } (42 bytes, 48 aligned). */
+        unsigned char info[XT_ALIGNED(42)] = {0};
+        uint32_t flags = 1 /* NF_NAT_RANGE_MAP_IPS */ | (r->to_port ? 2 /* NF_NAT_RANGE_PROTO_SPECIFIED */ : 0);
+        uint16_t port = htons(r->to_port);
+        memcpy(info, &flags, 4);
+        memcpy(info + 4, &r->to_addr, 4);
+        memcpy(info + 20, &r->to_addr, 4);
+        memcpy(info + 36, &port, 2);
+        memcpy(info + 38, &port, 2);
+        if (expr_xt(b, 1, "DNAT", 2, info, sizeof info) != 0) return -1;
+        break;
+    }
+    case BERTH_NFT_MASQUERADE: {
+        /* xt_MASQUERADE revision 0: struct nf_nat_ipv4_multi_range_compat { u32 rangesize;
+         * { u32 flags; be32 min_ip, max_ip; u16 min, max; } range[1]; } (20 bytes, 24 aligned). */
+        unsigned char info[XT_ALIGNED(20)] = {0};
+        uint32_t one = 1;
+        memcpy(info, &one, 4);
+        if (expr_xt(b, 1, "MASQUERADE", 0, info, sizeof info) != 0) return -1;
+        break;
+    }
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+    nest_end(b, list);
+    return 0;
+}
+
+int berth_nft_add_rules(const struct berth_nft_port_rule *rules, size_t count) {
+    if (count == 0) return 0;
+    struct buf b = {0};
+    int fd = -1, saved = 0;
+    uint32_t seq = 0;
+    char *rbuf = NULL;
+
+    long at = msg_begin(&b, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, ++seq, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
+    if (at < 0) goto fail;
+    msg_end(&b, at);
+    uint32_t first = seq + 1;
+    for (size_t i = 0; i < count; i++) {
+        const struct berth_nft_port_rule *r = &rules[i];
+        if (!r->table || !r->chain || !r->comment) { errno = EINVAL; goto fail; }
+        uint16_t flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | (r->insert ? 0 : NLM_F_APPEND);
+        at = msg_begin(&b, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE, flags, ++seq, NFPROTO_IPV4, 0);
+        if (at < 0 || msg_attr_str(&b, NFTA_RULE_TABLE, r->table) != 0 || msg_attr_str(&b, NFTA_RULE_CHAIN, r->chain) != 0 ||
+            rule_exprs(&b, r) != 0)
+            goto fail;
+        /* As iptables-nft: the protocol for the xtables extensions' checks. */
+        long compat = nest_begin(&b, NFTA_RULE_COMPAT);
+        if (compat < 0 || attr_be32(&b, NFTA_RULE_COMPAT_PROTO, r->l4proto) != 0 || attr_be32(&b, NFTA_RULE_COMPAT_FLAGS, 0) != 0)
+            goto fail;
+        nest_end(&b, compat);
+        msg_end(&b, at);
+    }
+    uint32_t last = seq;
+    at = msg_begin(&b, NFNL_MSG_BATCH_END, NLM_F_REQUEST, ++seq, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
+    if (at < 0) goto fail;
+    msg_end(&b, at);
+
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (fd < 0) goto fail;
+    int one = 1;
+    (void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+    struct timeval tv = {.tv_sec = 2};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int size = (int)(b.len + 65536);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    if (send_all(fd, &b) != 0) goto fail;
+    free(b.data);
+    b.data = NULL;
+
+    /* One ack per NEWRULE after the commit; the first error (the whole batch is aborted) wins. */
+    rbuf = malloc(RECV_SIZE);
+    if (!rbuf) goto fail;
+    size_t acked = 0, expected = last - first + 1;
+    while (acked < expected) {
+        ssize_t n;
+        do n = recv(fd, rbuf, RECV_SIZE, 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) goto fail;
+        FOR_EACH_MSG(h, rbuf, (size_t)n) {
+            if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq > last) continue;
+            const struct nlmsgerr *e = NLMSG_DATA(h);
+            if (e->error) { errno = -e->error; goto fail; }
+            acked++;
+        }
+    }
+    free(rbuf);
+    /* A socket closed within a grace period of someone's rule deletion waits for it. */
+    close_in_background(fd);
+    return 0;
+fail:
+    saved = errno;
+    free(b.data);
+    free(rbuf);
+    if (fd >= 0) close_in_background(fd);
+    errno = saved;
+    return -1;
 }

@@ -243,4 +243,30 @@ struct berth_nft_comment_rules {
  * with errno set and nothing deleted. */
 int berth_nft_delete_commented(const struct berth_nft_comment_rules *sets, size_t count);
 
+/* nftrules.c: one port-mapping rule as iptables-nft 1.8 writes it (family ip): optional
+ * interface and address matches, the protocol with an optional destination port (native nf_tables
+ * expressions), `-m comment --comment C` (an xtables comment match), a counter, and ACCEPT, DNAT
+ * (xt_DNAT revision 2, to address:port) or MASQUERADE (revision 0). Addresses in network order. */
+enum { BERTH_NFT_ACCEPT = 1, BERTH_NFT_DNAT = 2, BERTH_NFT_MASQUERADE = 3 };
+struct berth_nft_port_rule {
+    const char *table;      /* "nat", "filter" */
+    const char *chain;
+    int insert;             /* 1: at the head of the chain (-I CHAIN 1), 0: appended (-A) */
+    const char *iifname;    /* NULL: any */
+    int iif_invert;         /* ! -i */
+    const char *oifname;    /* NULL: any */
+    unsigned char l4proto;  /* IPPROTO_TCP, IPPROTO_UDP */
+    uint32_t saddr, smask;  /* smask 0: no -s */
+    uint32_t daddr, dmask;  /* dmask 0: no -d */
+    uint16_t dport;         /* host order; 0: no --dport */
+    const char *comment;    /* 1-255 bytes */
+    int target;             /* BERTH_NFT_* */
+    uint32_t to_addr;       /* DNAT */
+    uint16_t to_port;       /* DNAT, host order; 0: the address only */
+};
+/* Adds the rules, in the calling thread's network namespace, in one nf_tables transaction (all
+ * or none). The chains must exist. Returns 0, or -1 with errno set (ENOENT: a table or chain is
+ * missing; EOPNOTSUPP/ENOENT for an xtables extension the kernel lacks). */
+int berth_nft_add_rules(const struct berth_nft_port_rule *rules, size_t count);
+
 #endif

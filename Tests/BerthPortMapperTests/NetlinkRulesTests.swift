@@ -3,9 +3,10 @@ import BerthSystem
 import BerthTestSupport
 import Testing
 
-/// `IptablesFirewall.removePortMappings(chainsInPlace:)` on iptables-nft: port rules found by
-/// their comment and deleted over netlink (no `iptables-restore`), and the spawning fallback.
-@Suite struct NetlinkRemovalTests {
+/// `IptablesFirewall.addPortMappings(chainsInPlace:)` / `removePortMappings(chainsInPlace:)` on
+/// iptables-nft: port rules written over netlink exactly as `iptables-restore` writes them, found
+/// by their comment and deleted over netlink (no `iptables-restore`), and the spawning fallback.
+@Suite struct NetlinkRulesTests {
     static let nfTables = IptablesVariant.installed == .nfTables
 
     let bridge = BridgeRules(bridge: "bn1", subnet: IPv4CIDR("172.28.0.0/16")!, icc: true, masquerade: true)
@@ -60,6 +61,52 @@ import Testing
         #expect(try ruleset(host, .iptables) == bridgeOnly)
         try host.run { try fw.removeBridgeRules(bridge) }
         #expect(try ruleset(host, .iptables) == before)
+    }
+
+    /// The rules as nf_tables holds them, expression by expression (handles dropped).
+    func expressions(_ host: SandboxHost) throws -> String {
+        let raw = try host.run { try Command.check("nft", ["--debug=netlink", "list", "ruleset"]).stdout }
+        return raw.split(separator: "\n").filter { $0.hasPrefix("  [") || $0.hasPrefix("ip ") }
+            .map { $0.hasPrefix("ip ") ? String($0.split(separator: " ").prefix(3).joined(separator: " ")) : String($0) }
+            .joined(separator: "\n")
+    }
+
+    @Test(.enabled(if: nfTables)) func rulesAddedInProcessAreWhatIptablesRestoreWrites() throws {
+        let host = try SandboxHost()
+        defer { host.close() }
+        let before = try primedRuleset(host, .iptables)
+        let netlink = IptablesFirewall(), spawn = IptablesFirewall(inProcessRules: false)
+        try host.run { try netlink.addBridgeRules(bridge) }
+        try host.run { try spawn.addPortMappings(chainsInPlace: a + b) }
+        let spawned = try ruleset(host, .iptables), spawnedExpressions = try expressions(host)
+        #expect(try lines(host, containing: "--comment \"berth port") == 17)
+        try host.run { try spawn.removePortMappings(chainsInPlace: a + b) }
+        #expect(try lines(host, containing: "--comment \"berth port") == 0)
+        #expect(try host.run { try FirewallLock.withLock { netlink.addInProcess(a + b) } })
+        #expect(try ruleset(host, .iptables) == spawned)
+        #expect(try expressions(host) == spawnedExpressions)
+        // iptables itself finds them: it deletes one by its full spec.
+        let rule = IptablesRules.port(a[0])[2]
+        try host.sh("iptables -t filter -D \(rule.chain) \(rule.spec)")
+        try host.run { try netlink.removePortMappings(chainsInPlace: a + b) }
+        try host.run { try netlink.removeBridgeRules(bridge) }
+        #expect(try ruleset(host, .iptables) == before)
+    }
+
+    @Test(.enabled(if: nfTables)) func inProcessAdditionIsAllOrNothing() throws {
+        let host = try SandboxHost()
+        defer { host.close() }
+        let before = try primedRuleset(host, .iptables)
+        // No bridge rules: Berth's chains are missing, so the transaction fails as a whole and
+        // adds nothing (the public entry point then falls back to iptables-restore, which makes them).
+        #expect(try host.run { try FirewallLock.withLock { IptablesFirewall().addInProcess(a) } } == false)
+        #expect(try ruleset(host, .iptables) == before)
+        #expect(throws: BerthError.self) {
+            try host.run { try NetlinkRuleAddition.add(a.flatMap { NetlinkRuleAddition.rules($0)! }) }
+        }
+        // SCTP is not written natively by iptables-nft: left to iptables-restore.
+        #expect(NetlinkRuleAddition.rules(PortMapping(proto: .sctp, hostPort: 1, containerIP: IPv4Address(172, 28, 0, 2),
+                                                      containerPort: 1, bridge: "bn1")) == nil)
     }
 
     @Test(.enabled(if: nfTables)) func removalDeletesOnlyTheGivenMappings() throws {
@@ -145,7 +192,7 @@ import Testing
         let host = try SandboxHost()
         defer { host.close() }
         let before = try primedRuleset(host, .iptables)
-        let fw = IptablesFirewall(inProcessRemoval: false)
+        let fw = IptablesFirewall(inProcessRules: false)
         try host.run {
             try fw.addBridgeRules(bridge)
             try fw.addPortMappings(chainsInPlace: b)
