@@ -3,13 +3,14 @@ import BerthNamespaces
 import BerthPortMapper
 import BerthSystem
 
-/// `berth-bench portrules`: removing one container's published-port rules at container exit
-/// (`IptablesFirewall.removePortMappings(chainsInPlace:)`), in-process over netlink versus the
-/// `iptables-restore` spawn, alternating in one run inside a sandbox network namespace.
+/// `berth-bench portrules`: adding one container's published-port rules at its start and removing
+/// them at its exit (`IptablesFirewall.addPortMappings(chainsInPlace:)` /
+/// `removePortMappings(chainsInPlace:)`), in-process over netlink versus the `iptables-restore`
+/// spawn, alternating in one run inside a sandbox network namespace.
 struct PortRulesBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portrules",
-        abstract: "Remove one container's port rules: netlink (iptables-nft) vs iptables-restore.")
+        abstract: "Add and remove one container's port rules: netlink (iptables-nft) vs iptables-restore.")
 
     @Option(help: "Measured rounds per path.")
     var runs = 50
@@ -38,16 +39,22 @@ struct PortRulesBenchmark: ParsableCommand {
         var times: [String: [Double]] = [:]
         for i in 0..<(warmup + runs) {
             for (name, fw) in [("netlink", netlink), ("iptables-restore", spawn)] {
-                try sandbox.run { try fw.addPortMappings(chainsInPlace: mappings) }
-                let ms = try timeMillis { try sandbox.run { try fw.removePortMappings(chainsInPlace: mappings) } }
-                if i >= warmup { times[name, default: []].append(ms) }
+                let add = try timeMillis { try sandbox.run { try fw.addPortMappings(chainsInPlace: mappings) } }
+                let remove = try timeMillis { try sandbox.run { try fw.removePortMappings(chainsInPlace: mappings) } }
+                if i >= warmup {
+                    times["add " + name, default: []].append(add)
+                    times["remove " + name, default: []].append(remove)
+                }
             }
         }
-        for name in ["netlink", "iptables-restore"] {
-            let xs = times[name]!.sorted()
-            print("\(name): median \(fmt(median(xs), 3)) ms, min \(fmt(xs.first!, 3)) ms, max \(fmt(xs.last!, 3)) ms over \(xs.count) runs")
+        for op in ["add", "remove"] {
+            for name in ["netlink", "iptables-restore"] {
+                let xs = times[op + " " + name]!.sorted()
+                print("\(op) \(name): median \(fmt(median(xs), 3)) ms, min \(fmt(xs.first!, 3)) ms, max \(fmt(xs.last!, 3)) ms over \(xs.count) runs")
+            }
         }
-        let n = median(times["netlink"]!), s = median(times["iptables-restore"]!)
-        print("portrules removal: netlink \(fmt(n, 3)) ms, iptables-restore \(fmt(s, 3)) ms, iptables-restore/netlink \(fmt(s / n, 1))")
+        let m = times.mapValues(median)
+        print("portrules: add netlink \(fmt(m["add netlink"]!, 3)) ms, iptables-restore \(fmt(m["add iptables-restore"]!, 3)) ms; "
+            + "remove netlink \(fmt(m["remove netlink"]!, 3)) ms, iptables-restore \(fmt(m["remove iptables-restore"]!, 3)) ms")
     }
 }
