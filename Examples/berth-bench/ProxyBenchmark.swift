@@ -87,6 +87,7 @@ struct ProxyBenchmark: ParsableCommand {
         var rate: [String: [Double]] = [:]
         var cpu: [String: (user: Double, system: Double)] = [:]
         var bytes: [String: Double] = [:]
+        var machine: [String: Double] = [:]
         let paths: [(String, String, Int, pid_t?)] = [
             ("berth", "127.0.0.1", berthPort, berth), ("docker-proxy", "127.0.0.1", dockerPort, docker),
             ("direct", containerIP, 5201, nil),
@@ -94,7 +95,9 @@ struct ProxyBenchmark: ParsableCommand {
         for round in 1...rounds {
             for (name, ip, port, pid) in paths {
                 let cpu0 = pid.map(Background.cpu) ?? (user: 0, system: 0)
+                let busy0 = Background.machineBusy()
                 let r = try host.run { try Iperf.run(ip, port, seconds: seconds) }
+                machine[name, default: 0] += Background.machineBusy() - busy0
                 let cpu1 = pid.map(Background.cpu) ?? (user: 0, system: 0)
                 rate[name, default: []].append(r.gbits)
                 let sum = cpu[name, default: (user: 0, system: 0)]
@@ -112,6 +115,14 @@ struct ProxyBenchmark: ParsableCommand {
         let berthMem = Background.memory(berth), dockerMem = Background.memory(docker), oneMem = Background.memory(berthOne)
         print("cpu: berth-proxy \(fmt(berthCPU.total, 3)) s/GiB (user \(fmt(berthCPU.user, 3))), "
               + "docker-proxy \(fmt(dockerCPU.total, 3)) s/GiB (user \(fmt(dockerCPU.user, 3))) (berth/docker-proxy \(fmt(berthCPU.total / dockerCPU.total)))")
+        // The whole machine's busy CPU per GiB (iperf3 client and server, the proxy, softirqs,
+        // kernel threads): what a proxy adds over the direct path, wherever the kernel runs it.
+        let perGiBMachine = Dictionary(uniqueKeysWithValues: machine.map { ($0.key, $0.value / (bytes[$0.key]! / gib)) })
+        let direct = perGiBMachine["direct"]!, addedBerth = perGiBMachine["berth"]! - direct
+        let addedDocker = perGiBMachine["docker-proxy"]! - direct
+        print("machine cpu: direct \(fmt(direct, 3)) s/GiB, through berth-proxy \(fmt(perGiBMachine["berth"]!, 3)), "
+              + "through docker-proxy \(fmt(perGiBMachine["docker-proxy"]!, 3)); added by the proxy: berth \(fmt(addedBerth, 3)), "
+              + "docker-proxy \(fmt(addedDocker, 3)) (berth/docker-proxy \(fmt(addedBerth / addedDocker)))")
         print("memory: berth-proxy with \(ports) ports \(berthMem.summary), with 1 port \(oneMem.summary); docker-proxy with 1 port \(dockerMem.summary)")
         let b = median(rate["berth"]!), d = median(rate["docker-proxy"]!), z = median(rate["direct"]!)
         print("proxy: berth \(fmt(b)) Gbit/s, docker-proxy \(fmt(d)), direct \(fmt(z)), berth/direct \(fmt(b / z)), berth/docker-proxy \(fmt(b / d))")
@@ -176,6 +187,17 @@ enum Background {
         guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return (0, 0) }
         let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
         return (u / tick, s / tick)
+    }
+
+    /// The machine's busy CPU time so far, all CPUs, in seconds (/proc/stat: everything but idle
+    /// and iowait).
+    static func machineBusy() -> Double {
+        guard let stat = try? FileIO.read("/proc/stat"), let line = stat.split(separator: "\n").first,
+              line.hasPrefix("cpu ") else { return 0 }
+        let v = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard v.count >= 5 else { return 0 }
+        let total = v.prefix(8).reduce(0, +)  // user nice system idle iowait irq softirq steal
+        return (total - v[3] - v[4]) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Resident memory of a process in KiB. RSS counts every resident page mapped (shared
