@@ -20,7 +20,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C: only what Swift cannot do safely (see Documentation/Architecture.md).
@@ -45,7 +44,6 @@ let package = Package(
         .target(name: "Berth", dependencies: [
             "BerthSystem", "BerthNamespaces", "BerthCgroups", "BerthNetLink", "BerthIPAM",
             "BerthPortMapper", "BerthNetwork", "BerthImageLayers", "BerthLinks", "CBerthShim",
-            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
         // Shared test fixtures (busybox rootfs, sandbox host netns, unique names).
