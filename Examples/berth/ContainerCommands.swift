@@ -247,7 +247,7 @@ enum DetachKeys {
     nonisolated(unsafe) static var detached = false
 
     static func watchStdin() throws {
-        try DetachedThread.start {
+        try PosixThread.start("the detach-keys thread", detached: true) {
             var previous: UInt8 = 0
             var byte: UInt8 = 0
             while read(0, &byte, 1) == 1 {

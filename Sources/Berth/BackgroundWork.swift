@@ -16,7 +16,7 @@ final class BackgroundWork<Value: Sendable>: @unchecked Sendable {
     /// - Parameter body: The work.
     init(_ body: @escaping @Sendable () throws -> Value) {
         do {
-            try DetachedThread.start { [self] in
+            try PosixThread.start("a background step", detached: true) { [self] in
                 result = Result { try body() }
                 done.signal()
             }

@@ -48,7 +48,7 @@ extension Engine {
         }
         // Reap the monitor whenever it ends (a long-lived embedding process must not keep zombies).
         // Without a thread for it, it is reaped by whoever inherits it when this process ends.
-        try? DetachedThread.start {
+        _ = try? PosixThread.start("the monitor reaper thread", detached: true) {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }

@@ -59,7 +59,7 @@ final class MigrationWarmUp: Sendable {
         }
         guard launch else { return }
         do {
-            try DetachedThread.start { [self] in run() }
+            try PosixThread.start("the cgroup warm-up thread", detached: true) { [self] in run() }
         } catch {
             state.withLock { $0.running = false }  // no warm-up then: the first move just waits
         }

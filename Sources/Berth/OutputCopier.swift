@@ -33,7 +33,7 @@ final class OutputCopier: @unchecked Sendable {
             done.signal()
         }
         do {
-            try DetachedThread.start(copy)
+            try PosixThread.start("the output copier thread", detached: true, copy)
         } catch {
             close(source)
             if log >= 0 { close(log) }
@@ -75,7 +75,7 @@ final class OutputCopier: @unchecked Sendable {
 
     /// Waits for `relay` on its own thread, then closes `fds`.
     private init(relay: TerminalRelay, closing fds: [Int32]) throws {
-        try DetachedThread.start { [done] in
+        try PosixThread.start("the terminal copier thread", detached: true) { [done] in
             relay.wait()
             for fd in fds { close(fd) }
             done.signal()

@@ -30,7 +30,7 @@ public final class RunningContainer: @unchecked Sendable {
         self.process = process
         self.startedState = state
         self.terminals = copiers.compactMap(\.terminal)
-        try DetachedThread.start { [self] in
+        try PosixThread.start("the container reaper thread", detached: true) { [self] in
             let status = (try? process.wait()) ?? .signaled(9)
             let code = engine.finish(id: id, runtime: runtime, status: status)
             for c in copiers { c.join() }

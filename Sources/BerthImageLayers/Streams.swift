@@ -259,7 +259,7 @@ final class PipelinedChunkSource: ChunkSource, @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
         do {
-            try DetachedThread.start(stackSize: 1 << 20) { [self] in produce() }
+            try PosixThread.start("the layer reader thread", detached: true, stackSize: 1 << 20) { [self] in produce() }
         } catch {
             // No producer: the first read reports why.
             failure = error

@@ -147,18 +147,7 @@ final class NamespaceThread: @unchecked Sendable {
     init() throws {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&cond, nil)
-        let unmanaged = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        let rc = pthread_create(&t, nil, { arg in
-            let me = Unmanaged<NamespaceThread>.fromOpaque(arg!).takeRetainedValue()
-            me.loop()
-            return nil
-        }, unmanaged.toOpaque())
-        guard rc == 0 else {
-            unmanaged.release()
-            throw BerthError.system("create namespace thread", errno: rc)
-        }
-        thread = t
+        thread = try PosixThread.start("the namespace thread") { [self] in loop() }
     }
 
     private func loop() {

@@ -66,15 +66,7 @@ public final class TerminalRelay: @unchecked Sendable {
         self.master = master
         self.input = input
         self.outputs = outputs
-        let box = Unmanaged.passRetained(self).toOpaque()
-        guard pthread_create(&thread, nil, { arg in
-            let relay = Unmanaged<TerminalRelay>.fromOpaque(arg!).takeRetainedValue()
-            relay.loop()
-            return nil
-        }, box) == 0 else {
-            Unmanaged<TerminalRelay>.fromOpaque(box).release()
-            throw BerthError(.system, "start the terminal relay thread")
-        }
+        thread = try PosixThread.start("the terminal relay thread") { [self] in loop() }
         started = true
     }
 

@@ -48,18 +48,7 @@ final class LinkReaper: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if thread == nil {
-            let unmanaged = Unmanaged.passRetained(self)
-            var t = pthread_t()
-            let rc = pthread_create(&t, nil, { arg in
-                let me = Unmanaged<LinkReaper>.fromOpaque(arg!).takeRetainedValue()
-                me.loop()
-                return nil
-            }, unmanaged.toOpaque())
-            guard rc == 0 else {
-                unmanaged.release()
-                throw BerthError.system("start the veth deletion thread", errno: rc)
-            }
-            thread = t
+            thread = try PosixThread.start("the veth deletion thread") { [self] in loop() }
         }
         pending.append(name)
         pthread_cond_broadcast(&cond)

@@ -96,18 +96,13 @@ final class ProxyLoop: @unchecked Sendable {
         guard wakeFD >= 0 else { let e = errno; Glibc.close(epfd); throw BerthError.system("proxy eventfd", errno: e) }
         buffer = .allocate(byteCount: ProxyLoop.bufferSize, alignment: 16)
         berth_epoll_add(epfd, wakeFD, BERTH_EPOLLIN)
-        let unmanaged = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<ProxyLoop>.fromOpaque(arg!).takeRetainedValue()
-            me.run()
-            return nil
-        }, unmanaged.toOpaque())
-        guard rc == 0 else {
-            unmanaged.release()
+        do {
+            thread = try PosixThread.start("the proxy thread") { [self] in run() }
+        } catch {
             Glibc.close(wakeFD)
             Glibc.close(epfd)
             buffer.deallocate()
-            throw BerthError.system("create proxy thread", errno: rc)
+            throw error
         }
     }
 

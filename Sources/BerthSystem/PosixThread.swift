@@ -2,25 +2,32 @@
 import Glibc
 #endif
 
-/// A detached POSIX thread running a closure: for work that blocks in the kernel (reaping a
-/// process, copying a stream, a step that waits for an RCU grace period) beside the caller.
+/// POSIX threads running a closure: for work that blocks in the kernel (a namespace's executor,
+/// the proxy's event loop, reaping a process, copying a stream, a step that waits for an RCU grace
+/// period) beside the caller.
 ///
 /// It stands in for Foundation's `Thread` so that Berth's modules need only FoundationEssentials:
 /// a program linked statically without Foundation and FoundationInternationalization starts
 /// faster (the Swift runtime scans every protocol conformance record in the binary on each
 /// dynamic cast it has not seen yet, and those two libraries bring about 1,900 of them).
-public enum DetachedThread {
-    /// Runs `body` on a new detached thread.
+public enum PosixThread {
+    /// Runs `body` on a new thread.
     /// - Parameters:
+    ///   - what: The thread's purpose, for the error (`the proxy thread`).
+    ///   - detached: Detach it (nobody joins it; it ends when `body` returns). Otherwise the
+    ///     caller joins the returned thread with `pthread_join`.
     ///   - stackSize: The thread's stack size in bytes; nil for the system's default.
-    ///   - body: The work. The thread ends when it returns.
-    /// - Throws: ``BerthError`` when the thread cannot be created (the limit on threads or
-    ///   memory); `body` does not run then.
-    public static func start(stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) throws {
+    ///   - body: The work.
+    /// - Returns: The thread.
+    /// - Throws: ``BerthError`` (`start <what>: …`) when the thread cannot be created (the limit
+    ///   on threads or memory); `body` does not run then.
+    @discardableResult
+    public static func start(_ what: String, detached: Bool = false, stackSize: Int? = nil,
+                             _ body: @escaping @Sendable () -> Void) throws -> pthread_t {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        if detached { pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED)) }
         if let stackSize { pthread_attr_setstacksize(&attributes, stackSize) }
         let box = Unmanaged.passRetained(Box(body))
         var thread = pthread_t()
@@ -31,8 +38,9 @@ public enum DetachedThread {
         }, box.toOpaque())
         guard result == 0 else {
             box.release()
-            throw BerthError.system("create a thread", errno: result)
+            throw BerthError.system("start \(what)", errno: result)
         }
+        return thread
     }
 
     private final class Box {
