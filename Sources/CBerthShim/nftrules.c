@@ -194,6 +194,48 @@ static ssize_t recv_one(struct state *s) {
     return n;
 }
 
+/* A NETLINK_NETFILTER socket in the calling thread's network namespace: errors carry no copy of
+ * the request, a reply that never comes times out. */
+static int nft_socket(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (fd < 0) return -1;
+    int one = 1;
+    (void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+    struct timeval tv = {.tv_sec = 2};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* Sends a BATCH_BEGIN ... BATCH_END transaction whose requests (sequence numbers first..last)
+ * each asked for an ack, and waits for those acks. They arrive after the commit (or the abort),
+ * in message order; any error fails the lot (the kernel aborted the whole batch). */
+static int commit_batch(int fd, const struct buf *b, char *rbuf, uint32_t first, uint32_t last) {
+    /* The whole batch is one skb; the acks of a large one must fit the receive queue. */
+    size_t expected = last - first + 1;
+    int size = (int)(b->len + 65536);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    int rsize = (int)(expected * 1024 + 65536);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rsize, sizeof rsize) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rsize, sizeof rsize);
+    if (send_all(fd, b) != 0) return -1;
+    size_t acked = 0;
+    while (acked < expected) {
+        ssize_t n;
+        do n = recv(fd, rbuf, RECV_SIZE, MSG_TRUNC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) return -1;
+        if (n > RECV_SIZE) { errno = EMSGSIZE; return -1; }
+        FOR_EACH_MSG(h, rbuf, (size_t)n) {
+            if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq > last) continue;
+            const struct nlmsgerr *e = NLMSG_DATA(h);
+            if (e->error) { errno = -e->error; return -1; }
+            acked++;
+        }
+    }
+    return 0;
+}
+
 /* Records one dumped rule if its comment matches a set of its chain that has room left. */
 static int take_rule(struct state *s, const struct nlmsghdr *h) {
     size_t off = NLMSG_ALIGN(sizeof(struct nfgenmsg));
@@ -302,11 +344,11 @@ static int dump_chain(struct state *s, const char *table, const char *chain) {
 /* Sends the DELRULE transaction and checks one ack per DELRULE. */
 static int delete_found(struct state *s) {
     struct buf b = {0};
-    uint32_t first = s->seq + 1;
     long at = msg_begin(&b, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, ++s->seq, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
     uint32_t genid = htonl(s->genid);
     if (at < 0 || msg_attr(&b, NFNL_BATCH_GENID, &genid, 4) != 0) goto fail;
     msg_end(&b, at);
+    uint32_t first = s->seq + 1;
     for (size_t i = 0; i < s->nfound; i++) {
         const struct berth_nft_comment_rules *set = &s->sets[s->found[i].set];
         at = msg_begin(&b, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELRULE, NLM_F_REQUEST | NLM_F_ACK, ++s->seq, NFPROTO_IPV4, 0);
@@ -315,36 +357,13 @@ static int delete_found(struct state *s) {
             goto fail;
         msg_end(&b, at);
     }
+    uint32_t last = s->seq;
     at = msg_begin(&b, NFNL_MSG_BATCH_END, NLM_F_REQUEST, ++s->seq, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
     if (at < 0) goto fail;
     msg_end(&b, at);
-    uint32_t last = s->seq;
-
-    /* The whole batch is one skb; the acks of a large one must fit the receive queue. */
-    int size = (int)(b.len + 65536);
-    if (setsockopt(s->fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
-        (void)setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-    int rsize = (int)(s->nfound * 1024 + 65536);
-    if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rsize, sizeof rsize) != 0)
-        (void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rsize, sizeof rsize);
-
-    if (send_all(s->fd, &b) != 0) goto fail;
+    int rc = commit_batch(s->fd, &b, s->rbuf, first, last);
     free(b.data);
-    b.data = NULL;
-
-    /* Acks arrive after the commit (or the abort), in message order; any error fails the lot. */
-    size_t acked = 0;
-    while (acked < s->nfound) {
-        ssize_t n = recv_one(s);
-        if (n < 0) return -1;
-        FOR_EACH_MSG(h, s->rbuf, (size_t)n) {
-            if (h->nlmsg_seq < first || h->nlmsg_seq > last || h->nlmsg_type != NLMSG_ERROR) continue;
-            const struct nlmsgerr *e = NLMSG_DATA(h);
-            if (e->error) { errno = -e->error; return -1; }
-            if (h->nlmsg_seq != first && h->nlmsg_seq != last) acked++;
-        }
-    }
-    return 0;
+    return rc;
 fail:
     free(b.data);
     return -1;
@@ -426,12 +445,8 @@ int berth_nft_delete_commented(const struct berth_nft_comment_rules *sets, size_
     if (!s.left || !s.rbuf) { saved = ENOMEM; goto out; }
     for (size_t i = 0; i < count; i++) s.left[i] = sets[i].count;
 
-    s.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    s.fd = nft_socket();
     if (s.fd < 0) { saved = errno; goto out; }
-    int one = 1;
-    (void)setsockopt(s.fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-    struct timeval tv = {.tv_sec = 2};
-    (void)setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     /* s.seq starts at 0: the socket is new, replies are matched by their sequence number. */
 
     if (get_genid(&s) != 0) { saved = errno; goto out; }
@@ -686,35 +701,10 @@ int berth_nft_add_rules(const struct berth_nft_port_rule *rules, size_t count) {
     if (at < 0) goto fail;
     msg_end(&b, at);
 
-    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-    if (fd < 0) goto fail;
-    int one = 1;
-    (void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-    struct timeval tv = {.tv_sec = 2};
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int size = (int)(b.len + 65536);
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-    if (send_all(fd, &b) != 0) goto fail;
-    free(b.data);
-    b.data = NULL;
-
-    /* One ack per NEWRULE after the commit; the first error (the whole batch is aborted) wins. */
+    fd = nft_socket();
     rbuf = malloc(RECV_SIZE);
-    if (!rbuf) goto fail;
-    size_t acked = 0, expected = last - first + 1;
-    while (acked < expected) {
-        ssize_t n;
-        do n = recv(fd, rbuf, RECV_SIZE, 0);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) goto fail;
-        FOR_EACH_MSG(h, rbuf, (size_t)n) {
-            if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq > last) continue;
-            const struct nlmsgerr *e = NLMSG_DATA(h);
-            if (e->error) { errno = -e->error; goto fail; }
-            acked++;
-        }
-    }
+    if (fd < 0 || !rbuf || commit_batch(fd, &b, rbuf, first, last) != 0) goto fail;
+    free(b.data);
     free(rbuf);
     /* A socket closed within a grace period of someone's rule deletion waits for it. */
     close_in_background(fd);
