@@ -103,12 +103,7 @@ public struct IptablesFirewall: Firewall {
     /// (all of them: the transaction is all or nothing). Call with the namespace lock held.
     func addInProcess(_ mappings: [PortMapping]) -> Bool {
         guard inProcessRules, IptablesVariant.installed == .nfTables else { return false }
-        var rules: [NetlinkRuleAddition.Rule] = []
-        for m in mappings {
-            guard let r = NetlinkRuleAddition.rules(m) else { return false }
-            rules += r
-        }
-        return (try? NetlinkRuleAddition.add(rules)) != nil
+        return (try? NetlinkRuleAddition.add(mappings.flatMap(IptablesRules.portRules))) != nil
     }
 
     /// Reads the current rule set, computes one restore batch and applies it, under the namespace lock.
@@ -137,6 +132,44 @@ struct IptablesRule: Hashable, Sendable {
 
     /// The line as `iptables-save` shows it: `-A CHAIN spec`.
     var saved: String { "-A \(chain) \(spec)" }
+}
+
+/// One published-port rule: `[-s A/N] [-d A/N] [[!] -i IF] [-o IF] -p P -m P --dport N
+/// -m comment --comment C -j TARGET`, the only shape port rules take.
+struct PortRule {
+    enum Target {
+        case accept
+        case dnat(IPv4Address, UInt16)
+        case masquerade
+    }
+
+    var table: String
+    var chain: String
+    var inInterface: (name: String, invert: Bool)? = nil
+    var outInterface: String? = nil
+    var proto: PortProtocol
+    var source: (IPv4Address, prefix: Int)? = nil
+    var destination: (IPv4Address, prefix: Int)? = nil
+    var destinationPort: UInt16
+    var comment: String
+    var target: Target
+
+    /// The rule as `iptables-save` prints it (its canonical option order).
+    var rule: IptablesRule {
+        var words: [String] = []
+        if let (a, n) = source { words += ["-s", "\(a)/\(n)"] }
+        if let (a, n) = destination { words += ["-d", "\(a)/\(n)"] }
+        if let i = inInterface { words += (i.invert ? ["!"] : []) + ["-i", i.name] }
+        if let o = outInterface { words += ["-o", o] }
+        let p = proto.rawValue
+        words += ["-p", p, "-m", p, "--dport", "\(destinationPort)", "-m", "comment", "--comment", "\"\(comment)\""]
+        switch target {
+        case .accept: words += ["-j", "ACCEPT"]
+        case .dnat(let a, let port): words += ["-j", "DNAT", "--to-destination", "\(a):\(port)"]
+        case .masquerade: words += ["-j", "MASQUERADE"]
+        }
+        return IptablesRule(table: table, chain: chain, spec: words.joined(separator: " "), comment: comment)
+    }
 }
 
 /// The rule set of the nat and filter tables as read from `iptables-save`.
@@ -210,25 +243,30 @@ enum IptablesRules {
 
     /// A mapping's rules, each tagged with ``comment(_:)`` (after the matches, before the target,
     /// where `iptables-save` prints it, quoted because it holds spaces).
-    static func port(_ m: PortMapping) -> [IptablesRule] {
-        let p = m.proto.rawValue
-        let c = m.containerIP, h = m.hostPort, cp = m.containerPort
-        let dst = m.hostIP.isUnspecified ? "" : "-d \(m.hostIP)/32 "
-        let text = comment(m)
-        let tag = "-m comment --comment \"\(text)\""
-        func rule(_ table: String, _ chain: String, _ matches: String, _ target: String) -> IptablesRule {
-            IptablesRule(table: table, chain: chain, spec: "\(matches) \(tag) \(target)", comment: text)
-        }
-        var r: [IptablesRule] = [
-            rule("nat", natChain, "\(dst)-p \(p) -m \(p) --dport \(h)", "-j DNAT --to-destination \(c):\(cp)"),
-            rule("nat", "POSTROUTING", "-s \(c)/32 -d \(c)/32 -p \(p) -m \(p) --dport \(cp)", "-j MASQUERADE"),
-            rule("filter", filterChain, "-d \(c)/32 ! -i \(m.bridge) -o \(m.bridge) -p \(p) -m \(p) --dport \(cp)", "-j ACCEPT"),
+    static func port(_ m: PortMapping) -> [IptablesRule] { portRules(m).map(\.rule) }
+
+    /// A mapping's rules before they are text: ``port(_:)`` prints them for `iptables-restore`,
+    /// ``NetlinkRuleAddition`` encodes the same list for nf_tables.
+    static func portRules(_ m: PortMapping) -> [PortRule] {
+        let comment = comment(m)
+        let c = m.containerIP
+        var r: [PortRule] = [
+            PortRule(table: "nat", chain: natChain, proto: m.proto,
+                     destination: m.hostIP.isUnspecified ? nil : (m.hostIP, 32), destinationPort: m.hostPort,
+                     comment: comment, target: .dnat(c, m.containerPort)),
+            PortRule(table: "nat", chain: "POSTROUTING", proto: m.proto, source: (c, 32), destination: (c, 32),
+                     destinationPort: m.containerPort, comment: comment, target: .masquerade),
+            PortRule(table: "filter", chain: filterChain, inInterface: (m.bridge, true), outInterface: m.bridge,
+                     proto: m.proto, destination: (c, 32), destinationPort: m.containerPort, comment: comment, target: .accept),
         ]
         if m.loopbackDNAT && (m.hostIP.isUnspecified || m.hostIP.isLoopback) {
-            let ldst = m.hostIP.isUnspecified ? "127.0.0.0/8" : "\(m.hostIP)/32"
+            let local = m.hostIP.isUnspecified ? (IPv4Address(127, 0, 0, 0), 8) : (m.hostIP, 32)
             r += [
-                rule("nat", "OUTPUT", "-d \(ldst) -p \(p) -m \(p) --dport \(h)", "-j DNAT --to-destination \(c):\(cp)"),
-                rule("nat", "POSTROUTING", "-s 127.0.0.0/8 -d \(c)/32 -o \(m.bridge) -p \(p) -m \(p) --dport \(cp)", "-j MASQUERADE"),
+                PortRule(table: "nat", chain: "OUTPUT", proto: m.proto, destination: local, destinationPort: m.hostPort,
+                         comment: comment, target: .dnat(c, m.containerPort)),
+                PortRule(table: "nat", chain: "POSTROUTING", outInterface: m.bridge, proto: m.proto,
+                         source: (IPv4Address(127, 0, 0, 0), 8), destination: (c, 32), destinationPort: m.containerPort,
+                         comment: comment, target: .masquerade),
             ]
         }
         return r

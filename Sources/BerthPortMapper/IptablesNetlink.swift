@@ -83,69 +83,17 @@ enum NetlinkRuleDeletion {
     }
 }
 
-/// Adds the rules of port mappings in-process over netlink, exactly as `iptables-restore` with
-/// iptables-nft 1.8 writes ``IptablesRules/port(_:)``'s rules (native matches for interfaces,
-/// addresses, protocol and port, an xtables comment match, a counter, and ACCEPT or the xtables
+/// Adds port rules (``IptablesRules/portRules(_:)``) in-process over netlink, exactly as
+/// `iptables-restore` with iptables-nft 1.8 writes them (native matches for interfaces, addresses,
+/// protocol and port, an xtables comment match, a counter, and ACCEPT or the xtables
 /// DNAT/MASQUERADE targets), so that `iptables-save` prints them the same way and
 /// ``NetlinkRuleDeletion`` finds them by their comment. No `iptables-restore` process is spawned.
 enum NetlinkRuleAddition {
-    /// One rule, as the C shim takes it.
-    struct Rule {
-        var table: String
-        var chain: String
-        var inInterface: (name: String, invert: Bool)? = nil
-        var outInterface: String? = nil
-        var proto: UInt8
-        var source: (IPv4Address, prefix: Int)? = nil
-        var destination: (IPv4Address, prefix: Int)? = nil
-        var destinationPort: UInt16
-        var comment: String
-        var target: Target
-    }
-
-    enum Target {
-        case accept
-        case dnat(IPv4Address, UInt16)
-        case masquerade
-    }
-
-    /// The rules of ``IptablesRules/port(_:)`` for `m`, or nil for a protocol iptables-nft does not
-    /// write natively (SCTP: the `iptables-restore` path handles it).
-    static func rules(_ m: PortMapping) -> [Rule]? {
-        let proto: UInt8
-        switch m.proto {
-        case .tcp: proto = UInt8(IPPROTO_TCP)
-        case .udp: proto = UInt8(IPPROTO_UDP)
-        case .sctp: return nil
-        }
-        let comment = IptablesRules.comment(m)
-        let c = m.containerIP
-        var r: [Rule] = [
-            Rule(table: "nat", chain: IptablesRules.natChain, proto: proto,
-                 destination: m.hostIP.isUnspecified ? nil : (m.hostIP, 32), destinationPort: m.hostPort,
-                 comment: comment, target: .dnat(c, m.containerPort)),
-            Rule(table: "nat", chain: "POSTROUTING", proto: proto, source: (c, 32), destination: (c, 32),
-                 destinationPort: m.containerPort, comment: comment, target: .masquerade),
-            Rule(table: "filter", chain: IptablesRules.filterChain, inInterface: (m.bridge, true), outInterface: m.bridge,
-                 proto: proto, destination: (c, 32), destinationPort: m.containerPort, comment: comment, target: .accept),
-        ]
-        if m.loopbackDNAT && (m.hostIP.isUnspecified || m.hostIP.isLoopback) {
-            let local = m.hostIP.isUnspecified ? (IPv4Address(127, 0, 0, 0), 8) : (m.hostIP, 32)
-            r += [
-                Rule(table: "nat", chain: "OUTPUT", proto: proto, destination: local, destinationPort: m.hostPort,
-                     comment: comment, target: .dnat(c, m.containerPort)),
-                Rule(table: "nat", chain: "POSTROUTING", outInterface: m.bridge, proto: proto,
-                     source: (IPv4Address(127, 0, 0, 0), 8), destination: (c, 32), destinationPort: m.containerPort,
-                     comment: comment, target: .masquerade),
-            ]
-        }
-        return r
-    }
-
     /// Adds `rules` in one nf_tables transaction in the calling thread's network namespace.
     /// - Throws: ``BerthError`` when netlink refuses them (a chain is missing, the kernel lacks an
-    ///   xtables extension); then none was added.
-    static func add(_ rules: [Rule]) throws {
+    ///   xtables extension) or for SCTP, which iptables-nft writes with the xtables `sctp` match
+    ///   (the `iptables-restore` path handles it); then none was added.
+    static func add(_ rules: [PortRule]) throws {
         guard !rules.isEmpty else { return }
         var strings: [UnsafeMutablePointer<CChar>?] = []
         defer { for p in strings { free(p) } }
@@ -159,12 +107,16 @@ enum NetlinkRuleAddition {
         var specs: [berth_nft_port_rule] = []
         for rule in rules {
             var s = berth_nft_port_rule()
+            switch rule.proto {
+            case .tcp: s.l4proto = UInt8(IPPROTO_TCP)
+            case .udp: s.l4proto = UInt8(IPPROTO_UDP)
+            case .sctp: throw BerthError(.unsupported, "SCTP port rules are not written over netlink")
+            }
             s.table = keep(rule.table)
             s.chain = keep(rule.chain)
             s.iifname = keep(rule.inInterface?.name)
             s.iif_invert = rule.inInterface?.invert == true ? 1 : 0
             s.oifname = keep(rule.outInterface)
-            s.l4proto = rule.proto
             if let (address, prefix) = rule.source {
                 s.saddr = address.value.bigEndian
                 s.smask = mask(prefix).bigEndian

@@ -102,11 +102,11 @@ import Testing
         #expect(try host.run { try FirewallLock.withLock { IptablesFirewall().addInProcess(a) } } == false)
         #expect(try ruleset(host, .iptables) == before)
         #expect(throws: BerthError.self) {
-            try host.run { try NetlinkRuleAddition.add(a.flatMap { NetlinkRuleAddition.rules($0)! }) }
+            try host.run { try NetlinkRuleAddition.add(a.flatMap(IptablesRules.portRules)) }
         }
         // SCTP is not written natively by iptables-nft: left to iptables-restore.
-        #expect(NetlinkRuleAddition.rules(PortMapping(proto: .sctp, hostPort: 1, containerIP: IPv4Address(172, 28, 0, 2),
-                                                      containerPort: 1, bridge: "bn1")) == nil)
+        let sctp = PortMapping(proto: .sctp, hostPort: 1, containerIP: IPv4Address(172, 28, 0, 2), containerPort: 1, bridge: "bn1")
+        #expect(throws: BerthError.self) { try NetlinkRuleAddition.add(IptablesRules.portRules(sctp)) }
     }
 
     @Test(.enabled(if: nfTables)) func removalDeletesOnlyTheGivenMappings() throws {
