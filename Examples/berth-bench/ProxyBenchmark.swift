@@ -10,13 +10,14 @@ import Glibc
 /// `berth-bench proxy`: iperf3 through Berth's userland proxy (berth-proxy, a process of its own
 /// serving 100 published ports), through docker-proxy, and directly to the container, alternating,
 /// all inside a sandbox network namespace the benchmark creates. Also CPU seconds per GiB of each
-/// proxy process and resident memory (berth-proxy with 100 ports vs docker-proxy with one).
+/// proxy process and resident memory (berth-proxy with 100 ports vs docker-proxy with one). A
+/// second berth-proxy with coalescing off (`-coalesce 0`) shows what coalescing contributes.
 struct ProxyBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
         abstract: "Userland proxy throughput, CPU and memory: Berth vs docker-proxy vs direct (iperf3).")
 
-    @Option(help: "Rounds (each runs the three paths once).") var rounds = 3
+    @Option(help: "Rounds (each runs the four paths once).") var rounds = 3
     @Option(help: "Seconds per iperf3 run.") var seconds = 5
     @Option(help: "Published ports in the berth-proxy process (memory measurement).") var ports = 100
     @Option(name: .customLong("berth-proxy"), help: "Path of berth-proxy (default: next to berth-bench).")
@@ -72,6 +73,14 @@ struct ProxyBenchmark: ParsableCommand {
                                              "-container-ip", containerIP, "-container-port", "5201"])
         }
         children.append(berthOne)
+        // Coalescing off, from a copy of its own as well (no page shared with the measured two).
+        let plainPort = 27000, berthPlainPath = copyDir + "/berth-proxy-plain"
+        try FileIO.writeAtomically(berthPlainPath, try FileIO.readBytes(berthPath), mode: 0o755)
+        let berthPlain = try host.run {
+            try Background.spawn(berthPlainPath, ["-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", String(plainPort),
+                                                "-container-ip", containerIP, "-container-port", "5201", "-coalesce", "0"])
+        }
+        children.append(berthPlain)
         let docker = try host.run {
             try Background.spawn(dockerProxy, ["-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", String(dockerPort),
                                                "-container-ip", containerIP, "-container-port", "5201"])
@@ -79,7 +88,7 @@ struct ProxyBenchmark: ParsableCommand {
         children.append(docker)
         _ = try host.run {
             for (ip, port) in [(containerIP, 5201), ("127.0.0.1", berthPort), ("127.0.0.1", dockerPort),
-                               ("127.0.0.1", berthPort + ports - 1), ("127.0.0.1", 28000)] {
+                               ("127.0.0.1", berthPort + ports - 1), ("127.0.0.1", 28000), ("127.0.0.1", plainPort)] {
                 try Background.waitForListener(ip, UInt16(port))
             }
         }
@@ -90,7 +99,7 @@ struct ProxyBenchmark: ParsableCommand {
         var machine: [String: Double] = [:]
         let paths: [(String, String, Int, pid_t?)] = [
             ("berth", "127.0.0.1", berthPort, berth), ("docker-proxy", "127.0.0.1", dockerPort, docker),
-            ("direct", containerIP, 5201, nil),
+            ("direct", containerIP, 5201, nil), ("berth, coalescing off", "127.0.0.1", plainPort, berthPlain),
         ]
         for round in 1...rounds {
             for (name, ip, port, pid) in paths {
@@ -111,18 +120,21 @@ struct ProxyBenchmark: ParsableCommand {
             let c = cpu[name]!, g = bytes[name]! / gib
             return ((c.user + c.system) / g, c.user / g)
         }
-        let berthCPU = perGiB("berth"), dockerCPU = perGiB("docker-proxy")
+        let berthCPU = perGiB("berth"), dockerCPU = perGiB("docker-proxy"), plainCPU = perGiB("berth, coalescing off")
         let berthMem = Background.memory(berth), dockerMem = Background.memory(docker), oneMem = Background.memory(berthOne)
         print("cpu: berth-proxy \(fmt(berthCPU.total, 3)) s/GiB (user \(fmt(berthCPU.user, 3))), "
-              + "docker-proxy \(fmt(dockerCPU.total, 3)) s/GiB (user \(fmt(dockerCPU.user, 3))) (berth/docker-proxy \(fmt(berthCPU.total / dockerCPU.total)))")
+              + "docker-proxy \(fmt(dockerCPU.total, 3)) s/GiB (user \(fmt(dockerCPU.user, 3))) (berth/docker-proxy \(fmt(berthCPU.total / dockerCPU.total))); "
+              + "berth-proxy with coalescing off \(fmt(plainCPU.total, 3)) s/GiB (\(fmt(plainCPU.total / dockerCPU.total)) of docker-proxy) at \(fmt(median(rate["berth, coalescing off"]!))) Gbit/s")
         // The whole machine's busy CPU per GiB (iperf3 client and server, the proxy, softirqs,
         // kernel threads): what a proxy adds over the direct path, wherever the kernel runs it.
         let perGiBMachine = Dictionary(uniqueKeysWithValues: machine.map { ($0.key, $0.value / (bytes[$0.key]! / gib)) })
         let direct = perGiBMachine["direct"]!, addedBerth = perGiBMachine["berth"]! - direct
+        let addedPlain = perGiBMachine["berth, coalescing off"]! - direct
         let addedDocker = perGiBMachine["docker-proxy"]! - direct
         print("machine cpu: direct \(fmt(direct, 3)) s/GiB, through berth-proxy \(fmt(perGiBMachine["berth"]!, 3)), "
               + "through docker-proxy \(fmt(perGiBMachine["docker-proxy"]!, 3)); added by the proxy: berth \(fmt(addedBerth, 3)), "
-              + "docker-proxy \(fmt(addedDocker, 3)) (berth/docker-proxy \(fmt(addedBerth / addedDocker)))")
+              + "docker-proxy \(fmt(addedDocker, 3)) (berth/docker-proxy \(fmt(addedBerth / addedDocker))), "
+              + "berth with coalescing off \(fmt(addedPlain, 3))")
         print("memory: berth-proxy with \(ports) ports \(berthMem.summary), with 1 port \(oneMem.summary); docker-proxy with 1 port \(dockerMem.summary)")
         let b = median(rate["berth"]!), d = median(rate["docker-proxy"]!), z = median(rate["direct"]!)
         print("proxy: berth \(fmt(b)) Gbit/s, docker-proxy \(fmt(d)), direct \(fmt(z)), berth/direct \(fmt(b / z)), berth/docker-proxy \(fmt(b / d))")

@@ -23,7 +23,17 @@ final class ProxyLoop: @unchecked Sendable {
         var inPipe = 0
         var eof = false
         var shut = false
+        /// `SO_RCVLOWAT` is raised on `src` (see `UserlandProxy.Options.coalesceBytes`).
+        var coalescing = false
+        /// While coalescing: when the proxy stops waiting for the low-water mark.
+        var deadline = 0.0
+        /// The last read stopped because the pipe was full, not because `src` ran dry: `src`
+        /// may hold data whose edge-triggered event has already been consumed.
+        var sourceFull = false
         var done: Bool { eof && inPipe == 0 && shut }
+        /// Whether room on `dst` should also read `src`: always, unless coalescing, where a read
+        /// waits for the low-water mark (or the deadline) unless the pipe had stopped it.
+        var readsOnWrite: Bool { !coalescing || sourceFull }
     }
 
     final class Listener {
@@ -84,9 +94,13 @@ final class ProxyLoop: @unchecked Sendable {
     private let buffer: UnsafeMutableRawPointer
     private static let bufferSize = 65536
     private var lastSweep = 0.0
+    /// Connections with a coalescing direction, whose deadlines bound the epoll wait.
+    private var coalescing: [ObjectIdentifier: Connection] = [:]
     private let flowCount = AtomicCounter()
+    private let coalescingCount = AtomicCounter()
 
     var activeFlows: Int { flowCount.value }
+    var coalescingStarts: Int { coalescingCount.value }
 
     init(options: UserlandProxy.Options) throws {
         self.options = options
@@ -153,7 +167,12 @@ final class ProxyLoop: @unchecked Sendable {
         let masks = UnsafeMutablePointer<UInt32>.allocate(capacity: maxEvents)
         defer { fds.deallocate(); masks.deallocate() }
         while true {
-            let timeout: Int32 = flowCount.value > 0 ? 1000 : -1
+            let sweeping = flowCount.value > 0
+            var timeout: Int64 = sweeping ? 1_000_000 : -1
+            if let next = nextDeadline() {
+                let us = max(0, Int64(((next - monotonic()) * 1e6).rounded(.up)))
+                timeout = timeout < 0 ? us : min(timeout, us)
+            }
             let n = berth_epoll_wait(epfd, fds, masks, Int32(maxEvents), timeout)
             if n < 0 {
                 if errno == EINTR { continue }
@@ -174,7 +193,8 @@ final class ProxyLoop: @unchecked Sendable {
                 case .flow(let f): receiveFromUpstream(f)
                 }
             }
-            if timeout >= 0 { sweepIdleFlows() }
+            if !coalescing.isEmpty { expireCoalescing() }
+            if sweeping { sweepIdleFlows() }
         }
         shutdownAll()
     }
@@ -295,15 +315,70 @@ final class ProxyLoop: @unchecked Sendable {
             if readable || writable {
                 if fromClient {
                     if readable { ok = pump(&c.up) }
-                    if ok && writable { ok = pump(&c.down) }
+                    if ok && writable { ok = pump(&c.down, readSource: c.down.readsOnWrite) }
                 } else {
                     if readable { ok = pump(&c.down) }
-                    if ok && writable { ok = pump(&c.up) }
+                    if ok && writable { ok = pump(&c.up, readSource: c.up.readsOnWrite) }
                 }
             }
             guard ok else { closeConnection(c); return }
         }
-        if c.up.done && c.down.done { closeConnection(c) }
+        if c.up.done && c.down.done { closeConnection(c); return }
+        if c.up.coalescing || c.down.coalescing { coalescing[ObjectIdentifier(c)] = c }
+    }
+
+    // MARK: coalescing
+
+    /// A read at least this large (two loopback GSO packets) starts coalescing.
+    private static let coalesceStart = 128 << 10
+
+    /// The receive low-water mark of a coalescing socket.
+    private var lowWater: Int { min(options.coalesceBytes, options.pipeSize) }
+
+    private func startCoalescing(_ d: inout Direction) {
+        var mark = Int32(lowWater)
+        guard setsockopt(d.src, SOL_SOCKET, SO_RCVLOWAT, &mark, socklen_t(MemoryLayout<Int32>.size)) == 0 else { return }
+        d.coalescing = true
+        coalescingCount.add(1)
+    }
+
+    private func stopCoalescing(_ d: inout Direction) {
+        guard d.coalescing else { return }
+        var one: Int32 = 1
+        setsockopt(d.src, SOL_SOCKET, SO_RCVLOWAT, &one, socklen_t(MemoryLayout<Int32>.size))
+        d.coalescing = false
+        d.sourceFull = false
+    }
+
+    private func nextDeadline() -> Double? {
+        var next: Double?
+        for c in coalescing.values {
+            if c.up.coalescing { next = min(next ?? c.up.deadline, c.up.deadline) }
+            if c.down.coalescing { next = min(next ?? c.down.deadline, c.down.deadline) }
+        }
+        return next
+    }
+
+    /// Directions that went `coalesceDelay` without reaching the low-water mark (the sender
+    /// slowed down or paused) forward what they hold and go back to forwarding every byte.
+    private func expireCoalescing() {
+        let now = monotonic()
+        for (id, c) in coalescing where coalescing[id] != nil {  // one closed by an earlier pump is gone
+            var ok = true
+            if c.up.coalescing && c.up.deadline <= now {
+                stopCoalescing(&c.up)
+                ok = pump(&c.up, mayCoalesce: false)
+            }
+            if ok && c.down.coalescing && c.down.deadline <= now {
+                stopCoalescing(&c.down)
+                ok = pump(&c.down, mayCoalesce: false)
+            }
+            if !ok || (c.up.done && c.down.done) {
+                closeConnection(c)
+            } else if !c.up.coalescing && !c.down.coalescing {
+                coalescing[id] = nil
+            }
+        }
     }
 
     private func makePipes(_ d: inout Direction) -> Bool {
@@ -316,20 +391,30 @@ final class ProxyLoop: @unchecked Sendable {
     }
 
     /// Moves what can be moved from `d.src` to `d.dst` without blocking; false on a fatal error.
-    private func pump(_ d: inout Direction) -> Bool {
+    /// With `readSource` false it only empties the pipe; with `mayCoalesce` false a large read
+    /// does not start coalescing.
+    private func pump(_ d: inout Direction, readSource: Bool = true, mayCoalesce: Bool = true) -> Bool {
         let flags: UInt32 = 1 | 2  // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
         let capacity = options.pipeSize
         while true {
             var progress = false
-            if !d.eof && d.inPipe < capacity {
-                let n = berth_splice(d.src, d.pipeWrite, capacity - d.inPipe, flags)
+            if readSource && !d.eof && d.inPipe < capacity {
+                let want = capacity - d.inPipe
+                let n = berth_splice(d.src, d.pipeWrite, want, flags)
                 if n > 0 {
                     d.inPipe += n
                     progress = true
+                    d.sourceFull = n == want
+                    if !d.coalescing && mayCoalesce && options.coalesceBytes > 0 && n >= min(lowWater, ProxyLoop.coalesceStart) {
+                        startCoalescing(&d)
+                    }
+                    if d.coalescing { d.deadline = monotonic() + options.coalesceDelay }
                 } else if n == 0 {
                     d.eof = true
                 } else if errno != EAGAIN && errno != EINTR {
                     return false
+                } else {
+                    d.sourceFull = false
                 }
             }
             if d.inPipe > 0 {
@@ -352,6 +437,7 @@ final class ProxyLoop: @unchecked Sendable {
     }
 
     private func closeConnection(_ c: Connection) {
+        coalescing[ObjectIdentifier(c)] = nil
         guard entries[c.client] != nil else { return }
         c.listener.members.remove(c.client)
         for fd in [c.up.pipeRead, c.up.pipeWrite, c.down.pipeRead, c.down.pipeWrite] where fd >= 0 { Glibc.close(fd) }

@@ -40,6 +40,17 @@ public final class UserlandProxy: @unchecked Sendable {
         /// default. A pacing algorithm such as BBR only adds a timer per burst there; `cubic`
         /// (always built in) does not pace. Remote clients keep the host's default.
         public var localCongestionControl: String?
+        /// Coalescing of bulk TCP transfers, in bytes (0 turns it off; at most `pipeSize` is
+        /// used). When one read from a socket returns 128 KiB or more (data arrives faster than
+        /// the proxy forwards it), the proxy sets `SO_RCVLOWAT` to this value on that socket, so
+        /// it wakes up and forwards once per this many bytes rather than once per arriving
+        /// packet: fewer, larger sends into the other socket, whose segments the kernel then
+        /// processes in batches.
+        public var coalesceBytes: Int
+        /// How long a coalescing socket may go without reaching `coalesceBytes` before the proxy
+        /// forwards what it holds and returns to forwarding every byte as it arrives, in seconds.
+        /// It bounds the delay coalescing can add to the end of a burst.
+        public var coalesceDelay: Double
 
         /// - Parameters:
         ///   - pipeSize: Bytes per splice pipe (1 MiB by default, the default pipe-max-size).
@@ -47,13 +58,18 @@ public final class UserlandProxy: @unchecked Sendable {
         ///   - backlog: The TCP listen backlog.
         ///   - noDelay: Disable Nagle's algorithm on proxied connections.
         ///   - localCongestionControl: `TCP_CONGESTION` of host-local legs (`nil`: the default).
+        ///   - coalesceBytes: Receive low-water mark of bulk transfers (1 MiB; 0: off).
+        ///   - coalesceDelay: Longest wait for `coalesceBytes`, in seconds (1 ms).
         public init(pipeSize: Int = 1 << 20, udpIdleTimeout: Double = 90, backlog: Int32 = 512, noDelay: Bool = true,
-                    localCongestionControl: String? = "cubic") {
+                    localCongestionControl: String? = "cubic", coalesceBytes: Int = 1 << 20,
+                    coalesceDelay: Double = 0.001) {
             self.pipeSize = pipeSize
             self.udpIdleTimeout = udpIdleTimeout
             self.backlog = backlog
             self.noDelay = noDelay
             self.localCongestionControl = localCongestionControl
+            self.coalesceBytes = coalesceBytes
+            self.coalesceDelay = coalesceDelay
         }
     }
 
@@ -120,6 +136,10 @@ public final class UserlandProxy: @unchecked Sendable {
 
     /// The number of open TCP connections and UDP flows (for diagnostics).
     public var activeFlows: Int { loop.activeFlows }
+
+    /// How many times a connection's direction has started coalescing (see
+    /// ``Options/coalesceBytes``) since the engine started: a statistic.
+    public var coalescingStarts: Int { loop.coalescingStarts }
 
     /// Closes every listener and connection and stops the thread.
     public func close() {

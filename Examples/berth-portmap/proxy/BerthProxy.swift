@@ -18,7 +18,7 @@ import Glibc
 
 @main
 enum BerthProxy {
-    static let usage = "usage: berth-proxy -proto tcp|udp -host-ip IP -host-port H -container-ip IP -container-port P [-count N] [-pipe-size BYTES] [-nodelay true|false] [-local-cc ALGORITHM|default]"
+    static let usage = "usage: berth-proxy -proto tcp|udp -host-ip IP -host-port H -container-ip IP -container-port P [-count N] [-pipe-size BYTES] [-nodelay true|false] [-local-cc ALGORITHM|default] [-coalesce BYTES] [-coalesce-delay-us US]"
 
     static func say(_ fd: Int32, _ message: String) {
         var line = message
@@ -45,7 +45,7 @@ enum BerthProxy {
             guard flag.hasPrefix("-"), let value = args.popFirst() else { fail(usage) }
             flags[String(flag.drop { $0 == "-" })] = value
         }
-        let known = ["proto", "host-ip", "host-port", "container-ip", "container-port", "count", "pipe-size", "nodelay", "local-cc"]
+        let known = ["proto", "host-ip", "host-port", "container-ip", "container-port", "count", "pipe-size", "nodelay", "local-cc", "coalesce", "coalesce-delay-us"]
         if let unknown = flags.keys.first(where: { !known.contains($0) }) { fail("unknown flag -" + unknown + "\n" + usage) }
         guard let proto = PortProtocol(rawValue: flags["proto"] ?? "tcp"),
             let hostIP = IPv4Address(flags["host-ip"] ?? "0.0.0.0"),
@@ -54,7 +54,10 @@ enum BerthProxy {
             let containerPort = flags["container-port"].flatMap({ UInt16($0) }), containerPort > 0,
             let count = Int(flags["count"] ?? "1"), count >= 1, Int(hostPort) + count - 1 <= 65535,
             let pipeSize = Int(flags["pipe-size"] ?? "1048576"), pipeSize >= 4096,
-            let noDelay = Bool(flags["nodelay"] ?? "true")
+            let noDelay = Bool(flags["nodelay"] ?? "true"),
+            let coalesce = flags["coalesce"].map({ Int($0) }) ?? UserlandProxy.Options().coalesceBytes, coalesce >= 0,
+            let coalesceDelay = flags["coalesce-delay-us"].map({ Double($0) }) ?? UserlandProxy.Options().coalesceDelay * 1e6,
+            coalesceDelay > 0
         else { fail(usage) }
 
         // Block the stop signals before the proxy thread exists, so that only sigwait sees them.
@@ -67,7 +70,8 @@ enum BerthProxy {
         do {
             let cc = flags["local-cc"] ?? "cubic"
             let proxy = try UserlandProxy(options: .init(pipeSize: pipeSize, noDelay: noDelay,
-                                                         localCongestionControl: cc == "default" ? nil : cc))
+                                                         localCongestionControl: cc == "default" ? nil : cc,
+                                                         coalesceBytes: coalesce, coalesceDelay: coalesceDelay / 1e6))
             for i in 0..<count {
                 try proxy.publish(PortMapping(proto: proto, hostIP: hostIP, hostPort: hostPort + UInt16(i),
                                               containerIP: containerIP, containerPort: containerPort, bridge: ""))

@@ -52,8 +52,9 @@ int berth_set_pipe_size(int fd, int size);
 int berth_epoll_create(void);
 /* EPOLL_CTL_ADD with data.fd = fd. */
 int berth_epoll_add(int epfd, int fd, uint32_t events);
-/* epoll_wait into parallel arrays of fds and event masks (at most 256). */
-int berth_epoll_wait(int epfd, int *fds, uint32_t *events, int max, int timeout_ms);
+/* epoll_wait into parallel arrays of fds and event masks (at most 256); timeout in
+ * microseconds (epoll_pwait2), negative to wait without one. */
+int berth_epoll_wait(int epfd, int *fds, uint32_t *events, int max, long long timeout_us);
 /* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). */
 int berth_eventfd_nonblock(void);
 
