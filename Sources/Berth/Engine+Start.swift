@@ -273,26 +273,26 @@ extension Engine {
                 try saveRuntime(recorded, id)
             } else {
                 let allocator = try portAllocator()
-                let ports = try host.run { try allocator.allocate(owner: id.full, bindings) }
-                undo.record("host ports") { _ = try allocator.release(owner: id.full) }
-                StepTrace.mark("host ports")
-                mappings = zip(bindings, ports).map { b, port in
-                    PortMapping(proto: b.proto, hostIP: b.hostIP, hostPort: port, containerIP: endpoint.address.address,
-                                containerPort: b.containerPort, bridge: net.bridge, loopbackDNAT: !options.userlandProxy)
+                // Host ports and, with the userland proxy, their listeners (a port some other
+                // socket holds is skipped when the binding leaves a choice).
+                let proxy = options.userlandProxy ? try userlandProxy() : nil
+                let loopbackDNAT = !options.userlandProxy, address = endpoint.address.address, bridge = net.bridge
+                let published = try host.run {
+                    try PortPublisher.allocate(owner: id.full, bindings, allocator: allocator, proxy: proxy) { b, port in
+                        PortMapping(proto: b.proto, hostIP: b.hostIP, hostPort: port, containerIP: address,
+                                    containerPort: b.containerPort, bridge: bridge, loopbackDNAT: loopbackDNAT)
+                    }
                 }
+                mappings = published
+                undo.record("host ports") { _ = try allocator.release(owner: id.full) }
+                if let proxy { undo.record("proxy listeners") { for m in published { proxy.unpublish(m) } } }
+                StepTrace.mark("host ports and proxy listeners")
                 recorded.mappings = mappings
                 try saveRuntime(recorded, id)
                 StepTrace.mark("runtime record")
-                try host.run { try net.firewall.addPortMappings(mappings) }
-                undo.record("port rules") { try self.host.run { try net.firewall.removePortMappings(mappings) } }
+                try host.run { try net.firewall.addPortMappings(published) }
+                undo.record("port rules") { try self.host.run { try net.firewall.removePortMappings(published) } }
                 StepTrace.mark("port rules")
-                if options.userlandProxy {
-                    let proxy = try userlandProxy()
-                    let proxied = mappings.filter { $0.proto != .sctp }
-                    try host.run { try proxy.publish(proxied) }
-                    undo.record("proxy listeners") { for m in proxied { proxy.unpublish(m) } }
-                    StepTrace.mark("proxy listeners")
-                }
             }
             try attaching.join()
             StepTrace.mark("veth attached")

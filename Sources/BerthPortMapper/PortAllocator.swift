@@ -104,10 +104,12 @@ public final class PortAllocator: Sendable {
     ///   - owner: Who holds them (a container id); used by ``release(owner:)``.
     ///   - bindings: The bindings; a binding with one host port gets it or fails, with a range gets
     ///     its first free port, with none gets an ephemeral port.
+    ///   - avoiding: Ports a binding with a choice (a range, or ephemeral) must not get, although
+    ///     they are not allocated: ports found in use by another socket.
     /// - Returns: The host port of each binding, in order.
     /// - Throws: ``BerthError`` `.alreadyExists` (`Bind for 0.0.0.0:8080 failed: port is already
     ///   allocated`) or `.exhausted`; nothing is allocated then.
-    public func allocate(owner: String, _ bindings: [PortBinding]) throws -> [UInt16] {
+    public func allocate(owner: String, _ bindings: [PortBinding], avoiding: [PortAllocation] = []) throws -> [UInt16] {
         try update { state in
             var result: [UInt16] = []
             var added: [PortAllocation] = []
@@ -116,8 +118,10 @@ public final class PortAllocator: Sendable {
             }
             for b in bindings {
                 let port: UInt16
+                func avoided(_ port: UInt16) -> Bool { avoiding.contains { $0.conflicts(b.proto, b.hostIP, port) } }
                 if let range = b.hostPorts {
-                    guard let free = range.first(where: { !taken(b.proto, b.hostIP, $0) }) else {
+                    let candidates = range.count == 1 ? range.first.map { [$0] } ?? [] : range.filter { !avoided($0) }
+                    guard let free = candidates.first(where: { !taken(b.proto, b.hostIP, $0) }) else {
                         let shown = range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound)-\(range.upperBound)"
                         throw BerthError(.alreadyExists, "Bind for \(b.hostIP):\(shown) failed: port is already allocated")
                     }
@@ -131,7 +135,7 @@ public final class PortAllocator: Sendable {
                     var found: UInt16? = nil
                     for k in 0..<count {
                         let candidate = UInt16(Int(r.lowerBound) + (start + k) % count)
-                        if !ephemeral.reserved.contains(candidate) && !taken(b.proto, b.hostIP, candidate) {
+                        if !ephemeral.reserved.contains(candidate) && !taken(b.proto, b.hostIP, candidate) && !avoided(candidate) {
                             found = candidate
                             break
                         }

@@ -39,24 +39,64 @@ public final class PortPublisher: Sendable {
     @discardableResult
     public func publish(owner: String, _ bindings: [PortBinding], containerIP: IPv4Address, bridge: String) throws -> [PortMapping] {
         guard !bindings.isEmpty else { return [] }
-        let ports = try allocator.allocate(owner: owner, bindings)
-        let mappings = zip(bindings, ports).map { b, port in
+        let mappings = try PortPublisher.allocate(owner: owner, bindings, allocator: allocator, proxy: proxy) { b, port in
             PortMapping(proto: b.proto, hostIP: b.hostIP, hostPort: port, containerIP: containerIP,
                         containerPort: b.containerPort, bridge: bridge, loopbackDNAT: proxy == nil)
         }
         do {
             try firewall.addPortMappings(mappings)
-            do {
-                if let proxy { try proxy.publish(mappings.filter { $0.proto != .sctp }) }
-            } catch {
-                try? firewall.removePortMappings(mappings)
-                throw error
-            }
         } catch {
+            if let proxy { for m in mappings { proxy.unpublish(m) } }
             for m in mappings { try? allocator.release(owner: owner, proto: m.proto, hostIP: m.hostIP, port: m.hostPort) }
             throw error
         }
         return mappings
+    }
+
+    /// How many times ``allocate(owner:_:allocator:proxy:mapping:)`` tries ports for bindings with a choice.
+    public static let maxAttempts = 10
+
+    /// Allocates host ports for `bindings` and opens their proxy listeners (not SCTP's), all or
+    /// nothing: the first two steps of publishing, for callers that install the rules themselves.
+    ///
+    /// A port the allocator hands out can still be taken by a socket it does not know about (an
+    /// outgoing connection's local port is drawn from the same ephemeral range). When the proxy
+    /// finds the port of a binding with a choice (ephemeral or a range) in use, the ports are
+    /// allocated again avoiding it, up to ``maxAttempts`` times, as Docker does.
+    /// - Parameters:
+    ///   - owner: The allocator's owner key.
+    ///   - bindings: The bindings.
+    ///   - allocator: Where the ports come from.
+    ///   - proxy: The proxy to open listeners in; `nil` only allocates.
+    ///   - mapping: Makes the mapping of a binding and its host port.
+    /// - Returns: The mappings, in the order of `bindings`.
+    /// - Throws: ``BerthError`` from the allocator or the proxy; nothing stays allocated or
+    ///   listening then.
+    public static func allocate(owner: String, _ bindings: [PortBinding], allocator: PortAllocator, proxy: UserlandProxy?,
+                                mapping: (PortBinding, UInt16) -> PortMapping) throws -> [PortMapping] {
+        var inUse: [PortAllocation] = []
+        while true {
+            let ports = try allocator.allocate(owner: owner, bindings, avoiding: inUse)
+            let mappings = zip(bindings, ports).map(mapping)
+            guard let proxy else { return mappings }
+            var listening: [PortMapping] = []
+            var current = 0
+            do {
+                for (i, m) in mappings.enumerated() where m.proto != .sctp {
+                    current = i
+                    try proxy.publish(m)
+                    listening.append(m)
+                }
+                return mappings
+            } catch {
+                for m in listening.reversed() { proxy.unpublish(m) }
+                for m in mappings { try? allocator.release(owner: owner, proto: m.proto, hostIP: m.hostIP, port: m.hostPort) }
+                let hasChoice = (bindings[current].hostPorts?.count ?? 2) > 1
+                guard (error as? BerthError)?.code == .alreadyExists, hasChoice, inUse.count + 1 < maxAttempts else { throw error }
+                let busy = mappings[current]
+                inUse.append(PortAllocation(owner: owner, proto: busy.proto, hostIP: busy.hostIP, port: busy.hostPort))
+            }
+        }
     }
 
     /// Stops forwarding `mappings` and releases their host ports. Keeps going after an error and

@@ -46,6 +46,49 @@ import Glibc
 }
 
 @Suite struct PublishMoreTests {
+    /// A port the allocator hands out may be held by a socket it does not know about (here a
+    /// listener; in life, usually an outgoing connection's local port from the same range).
+    @Test func portsInUseByOtherSocketsAreSkipped() throws {
+        let net = try TestNetwork()
+        defer { net.close() }
+        let root = try temporaryRoot()
+        defer { try? FileIO.removeTree(root) }
+        let server = try EchoServer(in: net.container, port: 8080)
+        defer { server.close() }
+        try net.host.sh("echo '43000 43009' > /proc/sys/net/ipv4/ip_local_port_range")
+        try net.host.run {
+            let squatter = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(squatter) }
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = UInt16(43000).bigEndian
+            let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(squatter, $0, 16) } }
+            #expect(rc == 0 && listen(squatter, 1) == 0)
+            let proxy = try UserlandProxy()
+            defer { proxy.close() }
+            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(nil), proxy: proxy)
+            // Ephemeral: the first candidate, 43000, is taken; the next one is used.
+            let eph = try publisher.publish(owner: "a", try PortSpec(parsing: "8080").bindings, containerIP: net.containerIP, bridge: net.bridge)
+            #expect(eph.map(\.hostPort) == [43001])
+            #expect(try exchange(.loopback, 43001, "eph") == "eph")
+            #expect(try publisher.allocator.allocations().map(\.port) == [43001])
+            try publisher.unpublish(owner: "a", eph)
+            // A range: its first free port is taken; the next one is used.
+            let ranged = try publisher.publish(owner: "b", try PortSpec(parsing: "43000-43005:8080").bindings,
+                                               containerIP: net.containerIP, bridge: net.bridge)
+            #expect(ranged.map(\.hostPort) == [43001])
+            try publisher.unpublish(owner: "b", ranged)
+            // A fixed port has no choice: the error names it, and nothing stays allocated.
+            #expect {
+                try publisher.publish(owner: "c", try PortSpec(parsing: "43000:8080").bindings, containerIP: net.containerIP, bridge: net.bridge)
+            } throws: { error in
+                (error as? BerthError)?.code == .alreadyExists && "\(error)".hasPrefix("proxy listen on 0.0.0.0:43000/tcp")
+            }
+            #expect(try publisher.allocator.allocations().isEmpty)
+            #expect(proxy.mappings.isEmpty)
+        }
+    }
+
     @Test func ephemeralPortAndPublishAll() throws {
         let net = try TestNetwork()
         defer { net.close() }
