@@ -112,7 +112,8 @@ struct ProxyBenchmark: ParsableCommand {
                 let sum = cpu[name, default: (user: 0, system: 0)]
                 cpu[name] = (sum.user + cpu1.user - cpu0.user, sum.system + cpu1.system - cpu0.system)
                 bytes[name, default: 0] += r.bytes
-                print("round \(round) \(name): \(fmt(r.gbits)) Gbit/s")
+                let used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+                print("round \(round) \(name): \(fmt(r.gbits)) Gbit/s" + (pid == nil ? "" : ", \(fmt(used / (r.bytes / Double(1 << 30)), 3)) s/GiB"))
             }
         }
         let gib = Double(1 << 30)
