@@ -94,8 +94,10 @@ final class ProxyLoop: @unchecked Sendable {
     private let buffer: UnsafeMutableRawPointer
     private static let bufferSize = 65536
     private var lastSweep = 0.0
-    /// Connections with a coalescing direction, whose deadlines bound the epoll wait.
+    /// Connections with a coalescing direction, scanned for passed deadlines once per
+    /// `coalesceDelay` (so a deadline is noticed within one more delay, at O(1) per wake-up).
     private var coalescing: [ObjectIdentifier: Connection] = [:]
+    private var nextCoalescingScan = 0.0
     private let flowCount = AtomicCounter()
     private let coalescingCount = AtomicCounter()
 
@@ -169,8 +171,8 @@ final class ProxyLoop: @unchecked Sendable {
         while true {
             let sweeping = flowCount.value > 0
             var timeout: Int64 = sweeping ? 1_000_000 : -1
-            if let next = nextDeadline() {
-                let us = max(0, Int64(((next - monotonic()) * 1e6).rounded(.up)))
+            if !coalescing.isEmpty {
+                let us = max(0, Int64(((nextCoalescingScan - monotonic()) * 1e6).rounded(.up)))
                 timeout = timeout < 0 ? us : min(timeout, us)
             }
             let n = berth_epoll_wait(epfd, fds, masks, Int32(maxEvents), timeout)
@@ -193,7 +195,13 @@ final class ProxyLoop: @unchecked Sendable {
                 case .flow(let f): receiveFromUpstream(f)
                 }
             }
-            if !coalescing.isEmpty { expireCoalescing() }
+            if !coalescing.isEmpty {
+                let now = monotonic()
+                if now >= nextCoalescingScan {
+                    expireCoalescing(now)
+                    nextCoalescingScan = now + options.coalesceDelay
+                }
+            }
             if sweeping { sweepIdleFlows() }
         }
         shutdownAll()
@@ -324,7 +332,10 @@ final class ProxyLoop: @unchecked Sendable {
             guard ok else { closeConnection(c); return }
         }
         if c.up.done && c.down.done { closeConnection(c); return }
-        if c.up.coalescing || c.down.coalescing { coalescing[ObjectIdentifier(c)] = c }
+        if c.up.coalescing || c.down.coalescing {
+            if coalescing.isEmpty { nextCoalescingScan = monotonic() + options.coalesceDelay }
+            coalescing[ObjectIdentifier(c)] = c
+        }
     }
 
     // MARK: coalescing
@@ -350,19 +361,9 @@ final class ProxyLoop: @unchecked Sendable {
         d.sourceFull = false
     }
 
-    private func nextDeadline() -> Double? {
-        var next: Double?
-        for c in coalescing.values {
-            if c.up.coalescing { next = min(next ?? c.up.deadline, c.up.deadline) }
-            if c.down.coalescing { next = min(next ?? c.down.deadline, c.down.deadline) }
-        }
-        return next
-    }
-
     /// Directions that went `coalesceDelay` without reaching the low-water mark (the sender
     /// slowed down or paused) forward what they hold and go back to forwarding every byte.
-    private func expireCoalescing() {
-        let now = monotonic()
+    private func expireCoalescing(_ now: Double) {
         for (id, c) in coalescing where coalescing[id] != nil {  // one closed by an earlier pump is gone
             var ok = true
             if c.up.coalescing && c.up.deadline <= now {
