@@ -60,10 +60,10 @@ public final class UserlandProxy: @unchecked Sendable {
         ///   - noDelay: Disable Nagle's algorithm on proxied connections.
         ///   - localCongestionControl: `TCP_CONGESTION` of host-local legs (`nil`: the default).
         ///   - coalesceBytes: Receive low-water mark of bulk transfers (1 MiB; 0: off).
-        ///   - coalesceDelay: Longest wait for `coalesceBytes`, in seconds (1 ms).
+        ///   - coalesceDelay: Longest wait for `coalesceBytes`, in seconds (200 µs).
         public init(pipeSize: Int = 1 << 20, udpIdleTimeout: Double = 90, backlog: Int32 = 512, noDelay: Bool = true,
                     localCongestionControl: String? = "cubic", coalesceBytes: Int = 1 << 20,
-                    coalesceDelay: Double = 0.001) {
+                    coalesceDelay: Double = 0.0002) {
             self.pipeSize = pipeSize
             self.udpIdleTimeout = udpIdleTimeout
             self.backlog = backlog
