@@ -23,8 +23,8 @@ enum IptablesVariant: Sendable, Equatable {
         guard var path = try? Command.resolve("iptables-restore") else { return .legacy }
         for _ in 0..<16 {
             let name = path.split(separator: "/").last.map(String.init) ?? path
-            if name.contains("nft") { return .nfTables }
-            if name.contains("legacy") { return .legacy }
+            if name.containsBytes(of: "nft") { return .nfTables }
+            if name.containsBytes(of: "legacy") { return .legacy }
             guard let target = readLink(path) else { break }
             if target.hasPrefix("/") {
                 path = target
@@ -34,7 +34,7 @@ enum IptablesVariant: Sendable, Equatable {
             }
         }
         guard let version = try? Command.run(path, ["--version"]), version.succeeded else { return .legacy }
-        return version.stdout.contains("nf_tables") ? .nfTables : .legacy
+        return version.stdout.containsBytes(of: "nf_tables") ? .nfTables : .legacy
     }
 
     private static func readLink(_ path: String) -> String? {

@@ -64,15 +64,18 @@ public struct BerthError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String {
-        if let underlying, !Self.occurs(underlying, in: message) { return "\(message) (\(underlying))" }
+        if let underlying, !message.containsBytes(of: underlying) { return "\(message) (\(underlying))" }
         return message
     }
+}
 
-    /// Substring search over UTF-8 bytes: `String.contains(_: StringProtocol)` comes from
-    /// _StringProcessing, which would link the regex engine into every executable (the lean
-    /// berth-proxy measured 0.27 MiB more resident memory with it).
-    static func occurs(_ needle: String, in haystack: String) -> Bool {
-        let n = Array(needle.utf8), h = Array(haystack.utf8)
+extension String {
+    /// Whether `needle` occurs in this string, compared as UTF-8 bytes. `String.contains(_:
+    /// StringProtocol)` comes from _StringProcessing, which links the regex engine into every
+    /// executable that calls it (the lean berth-proxy measured 0.27 MiB more resident memory with
+    /// it); modules that a small process embeds use this instead.
+    public func containsBytes(of needle: String) -> Bool {
+        let n = Array(needle.utf8), h = Array(utf8)
         guard !n.isEmpty else { return true }
         guard n.count <= h.count else { return false }
         for start in 0...(h.count - n.count) where h[start] == n[0] && h[start..<start + n.count].elementsEqual(n) {
