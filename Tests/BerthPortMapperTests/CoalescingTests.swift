@@ -30,7 +30,7 @@ import Glibc
         }
         defer { proxy.close() }
         try net.host.run {
-            let s = try connectTCP(.loopback, 17171, timeout: 5)
+            let s = try connectedSocket(.loopback, 17171, timeout: 5)
             defer { close(s) }
             for size in CoalescingTests.sizes {
                 try writeMessage(s, size: size)
@@ -75,7 +75,7 @@ import Glibc
         }
         defer { proxy.close() }
         try net.host.run {
-            let s = try connectTCP(.loopback, 17173, timeout: 5)
+            let s = try connectedSocket(.loopback, 17173, timeout: 5)
             defer { close(s) }
             try writeMessage(s, size: 4 << 20)
             try readMessage(s, expected: 4 << 20)
@@ -143,21 +143,6 @@ private func readBody(_ s: Int32, _ size: Int) throws {
     }
 }
 
-/// Connects from the calling thread's namespace, with send and receive timeouts.
-private func connectTCP(_ ip: IPv4Address, _ port: UInt16, timeout: Int) throws -> Int32 {
-    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var tv = timeval(tv_sec: timeout, tv_usec: 0)
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var sa = sockaddr_in()
-    sa.sin_family = sa_family_t(AF_INET)
-    sa.sin_port = port.bigEndian
-    sa.sin_addr.s_addr = ip.value.bigEndian
-    let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, 16) } }
-    guard rc == 0 else { let e = errno; close(s); throw BerthError.system("connect \(ip):\(port)", errno: e) }
-    return s
-}
-
 /// Answers each length-prefixed message with one of the same size, after checking every byte;
 /// one connection at a time, on its own thread in the namespace it was opened in.
 final class MirrorServer: @unchecked Sendable {
@@ -167,17 +152,7 @@ final class MirrorServer: @unchecked Sendable {
     var errors: [String] { lock.locked { failures } }
 
     init(in ns: NetworkNamespace, port: UInt16) throws {
-        fd = try ns.run {
-            let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var one: Int32 = 1
-            setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, 16) } }
-            guard rc == 0, listen(s, 4) == 0 else { let e = errno; Glibc.close(s); throw BerthError.system("mirror server", errno: e) }
-            return s
-        }
+        fd = try ns.run { try serverSocket(port: port, what: "mirror server") }
         _ = try PosixThread.start("the mirror server", detached: true) { [self] in serve() }
     }
 

@@ -57,13 +57,8 @@ import Glibc
         defer { server.close() }
         try net.host.sh("echo '43000 43009' > /proc/sys/net/ipv4/ip_local_port_range")
         try net.host.run {
-            let squatter = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let squatter = try serverSocket(port: 43000, what: "squatter")  // listening: no one else may bind
             defer { close(squatter) }
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = UInt16(43000).bigEndian
-            let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(squatter, $0, 16) } }
-            #expect(rc == 0 && listen(squatter, 1) == 0)
             let proxy = try UserlandProxy()
             defer { proxy.close() }
             let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(nil), proxy: proxy)

@@ -59,18 +59,7 @@ final class EchoServer: @unchecked Sendable {
 
     init(in ns: NetworkNamespace, port: UInt16, udp: Bool = false) throws {
         self.udp = udp
-        fd = try ns.run {
-            let s = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
-            var one: Int32 = 1
-            setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, 16) } }
-            guard rc == 0 else { throw BerthError.system("bind echo server") }
-            if !udp { listen(s, 16) }
-            return s
-        }
+        fd = try ns.run { try serverSocket(port: port, udp: udp, what: "echo server") }
         let me = Unmanaged.passRetained(self)
         pthread_create(&thread, nil, { arg in
             let server = Unmanaged<EchoServer>.fromOpaque(arg!).takeRetainedValue()
@@ -116,17 +105,8 @@ final class EchoServer: @unchecked Sendable {
 /// Connects to `ip:port` from the calling thread's namespace, sends `message`, half-closes, and
 /// returns everything read until EOF (TCP) or one datagram (UDP). Times out after 3 s.
 func exchange(_ ip: IPv4Address, _ port: UInt16, _ message: String, udp: Bool = false) throws -> String {
-    let s = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
+    let s = try connectedSocket(ip, port, udp: udp, timeout: 3)
     defer { close(s) }
-    var tv = timeval(tv_sec: 3, tv_usec: 0)
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var sa = sockaddr_in()
-    sa.sin_family = sa_family_t(AF_INET)
-    sa.sin_port = port.bigEndian
-    sa.sin_addr.s_addr = ip.value.bigEndian
-    let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, 16) } }
-    guard rc == 0 else { throw BerthError.system("connect \(ip):\(port)") }
     let bytes = Array(message.utf8)
     guard write(s, bytes, bytes.count) == bytes.count else { throw BerthError.system("send to \(ip):\(port)") }
     var out: [UInt8] = []
@@ -144,4 +124,34 @@ func exchange(_ ip: IPv4Address, _ port: UInt16, _ message: String, udp: Bool = 
         out += buf[0..<n]
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+/// A socket bound to `port` on every address of the calling thread's namespace (listening, for
+/// TCP), with SO_REUSEADDR.
+func serverSocket(port: UInt16, udp: Bool = false, what: String) throws -> Int32 {
+    let s = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
+    var one: Int32 = 1
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+    var sa = sockaddr_in()
+    sa.sin_family = sa_family_t(AF_INET)
+    sa.sin_port = port.bigEndian
+    let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, 16) } }
+    guard rc == 0, udp || listen(s, 16) == 0 else { let e = errno; close(s); throw BerthError.system("bind \(what)", errno: e) }
+    return s
+}
+
+/// A socket connected to `ip:port` from the calling thread's namespace, with send and receive
+/// timeouts of `timeout` seconds.
+func connectedSocket(_ ip: IPv4Address, _ port: UInt16, udp: Bool = false, timeout: Int) throws -> Int32 {
+    let s = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
+    var tv = timeval(tv_sec: timeout, tv_usec: 0)
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var sa = sockaddr_in()
+    sa.sin_family = sa_family_t(AF_INET)
+    sa.sin_port = port.bigEndian
+    sa.sin_addr.s_addr = ip.value.bigEndian
+    let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, 16) } }
+    guard rc == 0 else { let e = errno; close(s); throw BerthError.system("connect \(ip):\(port)", errno: e) }
+    return s
 }
