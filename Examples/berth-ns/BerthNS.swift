@@ -99,13 +99,13 @@ struct BerthNS: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &forwarded, nil)
 
         // Every container gets a cgroup, if only for the device policy: the defaults grant
-        // CAP_MKNOD, and without the devices controller's allow-list a container could mknod the
+        // CAP_MKNOD, and without the devices allow-list (v1) or filter (cgroup2) a container could mknod the
         // host's disk and read it. The rules are in place before the child is added (at the sync
         // point, before it execs).
         let cgroup = try Cgroup.create(name: "berth-ns-\(uniqueName("c"))", limits: limits)
         defer { try? cgroup.killAll(); try? cgroup.destroy() }
         if try !DeviceRule.apply(deviceRules, toCgroupPaths: cgroup.paths) {
-            note("no cgroup v1 devices controller on this host: the container's device access is not restricted")
+            note("no devices cgroup and no cgroup2 group on this host: the container's device access is not restricted")
         }
         guard wantsTerminal else {
             let container = try ContainerProcess.spawn(spec, stdio: .inherit, security: security, options: .init(parentDeathSignal: SIGKILL)) { c in

@@ -104,7 +104,8 @@ extension Engine {
             // The cgroup is made on a thread of its own: making one takes the kernel's cgroup lock,
             // which a move into a cgroup (the warm-up's, see MigrationWarmUp) holds for an RCU
             // grace period; the container joins it after the clone. Docker's device allow-list (all
-            // devices under --privileged) goes on the v1 devices controller before the process
+            // devices under --privileged) goes on the v1 devices controller, or into a cgroup2
+            // device filter on a pure cgroup2 host, before the process
             // joins: MKNOD is a default capability, so without it a container could create and
             // open the host's disks.
             let securityOptions = try SecurityOptions(securityOpts: config.securityOpt, capAdd: config.capAdd,

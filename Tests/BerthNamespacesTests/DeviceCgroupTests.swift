@@ -97,7 +97,11 @@ struct DeviceCgroupTests {
     }
 
     @Test func noDevicesControllerIsReportedNotGuessed() throws {
-        #expect(try !DeviceRule.apply(DeviceRule.dockerDefault, toCgroupPaths: ["unified": "/nonexistent"]))
+        #expect(try !DeviceRule.apply(DeviceRule.dockerDefault, toCgroupPaths: [:]))
+        // Without a devices controller the rules become a cgroup2 filter, which needs the directory.
+        #expect(throws: BerthError.self) {
+            _ = try DeviceRule.apply(DeviceRule.dockerDefault, toCgroupPaths: ["unified": "/nonexistent-\(testName("u"))"])
+        }
         #expect(throws: BerthError.self) {
             _ = try DeviceRule.apply(DeviceRule.dockerDefault, toCgroupPaths: ["devices": "/nonexistent-\(testName("d"))"])
         }

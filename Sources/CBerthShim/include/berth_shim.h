@@ -270,4 +270,11 @@ struct berth_nft_port_rule {
  * missing; EOPNOTSUPP/ENOENT for an xtables extension the kernel lacks). */
 int berth_nft_add_rules(const struct berth_nft_port_rule *rules, size_t count);
 
+/* Loads a cgroup2 device filter (BPF_PROG_TYPE_CGROUP_DEVICE) built from `nrules` rules of 5
+ * ints (allow, type 0 all / 1 block / 2 char, major or -1, minor or -1, access mask 1 mknod /
+ * 2 read / 4 write; the last matching rule decides, no match denies) and attaches it to the
+ * cgroup2 directory `cgroup_fd` (BPF_F_ALLOW_MULTI). 0 or -errno; the verifier's log goes to
+ * `log` when one is given. */
+int berth_device_filter_attach(int cgroup_fd, const int *rules, int nrules, char *log, int log_size);
+
 #endif
