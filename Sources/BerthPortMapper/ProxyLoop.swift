@@ -27,6 +27,8 @@ final class ProxyLoop: @unchecked Sendable {
         var coalescing = false
         /// While coalescing: when the proxy stops waiting for the low-water mark.
         var deadline = 0.0
+        /// The last deadline put in the loop's deadline queue.
+        var queued = 0.0
         /// The last read stopped because the pipe was full, not because `src` ran dry: `src`
         /// may hold data whose edge-triggered event has already been consumed.
         var sourceFull = false
@@ -94,10 +96,12 @@ final class ProxyLoop: @unchecked Sendable {
     private let buffer: UnsafeMutableRawPointer
     private static let bufferSize = 65536
     private var lastSweep = 0.0
-    /// Connections with a coalescing direction, scanned for passed deadlines once per
-    /// `coalesceDelay` (so a deadline is noticed within one more delay, at O(1) per wake-up).
-    private var coalescing: [ObjectIdentifier: Connection] = [:]
-    private var nextCoalescingScan = 0.0
+    /// Coalescing deadlines in the order they fall due: each is `now + coalesceDelay` when it
+    /// is set, so appending keeps the queue sorted. An entry whose direction has since been read
+    /// again (a later entry), stopped coalescing or closed is skipped when it comes up, so a
+    /// wake-up costs O(1) however many connections coalesce.
+    private var deadlines: [(at: Double, connection: Connection, up: Bool)] = []
+    private var deadlineHead = 0
     private let flowCount = AtomicCounter()
     private let coalescingCount = AtomicCounter()
 
@@ -171,8 +175,8 @@ final class ProxyLoop: @unchecked Sendable {
         while true {
             let sweeping = flowCount.value > 0
             var timeout: Int64 = sweeping ? 1_000_000 : -1
-            if !coalescing.isEmpty {
-                let us = max(0, Int64(((nextCoalescingScan - monotonic()) * 1e6).rounded(.up)))
+            if deadlineHead < deadlines.count {
+                let us = max(0, Int64(((deadlines[deadlineHead].at - monotonic()) * 1e6).rounded(.up)))
                 timeout = timeout < 0 ? us : min(timeout, us)
             }
             let n = berth_epoll_wait(epfd, fds, masks, Int32(maxEvents), timeout)
@@ -195,13 +199,7 @@ final class ProxyLoop: @unchecked Sendable {
                 case .flow(let f): receiveFromUpstream(f)
                 }
             }
-            if !coalescing.isEmpty {
-                let now = monotonic()
-                if now >= nextCoalescingScan {
-                    expireCoalescing(now)
-                    nextCoalescingScan = now + options.coalesceDelay
-                }
-            }
+            if deadlineHead < deadlines.count { expireCoalescing(monotonic()) }
             if sweeping { sweepIdleFlows() }
         }
         shutdownAll()
@@ -332,9 +330,18 @@ final class ProxyLoop: @unchecked Sendable {
             guard ok else { closeConnection(c); return }
         }
         if c.up.done && c.down.done { closeConnection(c); return }
-        if c.up.coalescing || c.down.coalescing {
-            if coalescing.isEmpty { nextCoalescingScan = monotonic() + options.coalesceDelay }
-            coalescing[ObjectIdentifier(c)] = c
+        queueDeadlines(c)
+    }
+
+    /// Queues the deadlines the last pumps set.
+    private func queueDeadlines(_ c: Connection) {
+        if c.up.coalescing && c.up.deadline != c.up.queued {
+            deadlines.append((c.up.deadline, c, true))
+            c.up.queued = c.up.deadline
+        }
+        if c.down.coalescing && c.down.deadline != c.down.queued {
+            deadlines.append((c.down.deadline, c, false))
+            c.down.queued = c.down.deadline
         }
     }
 
@@ -364,21 +371,30 @@ final class ProxyLoop: @unchecked Sendable {
     /// Directions that went `coalesceDelay` without reaching the low-water mark (the sender
     /// slowed down or paused) forward what they hold and go back to forwarding every byte.
     private func expireCoalescing(_ now: Double) {
-        for (id, c) in coalescing where coalescing[id] != nil {  // one closed by an earlier pump is gone
-            var ok = true
-            if c.up.coalescing && c.up.deadline <= now {
+        while deadlineHead < deadlines.count, deadlines[deadlineHead].at <= now {
+            let (_, c, up) = deadlines[deadlineHead]
+            deadlineHead += 1
+            // Skip a closed connection (its fd may already belong to another one) and a direction
+            // read again since (its newer deadline is further down the queue).
+            guard case .connection(let current)? = entries[c.client], current === c,
+                  up ? c.up.coalescing && c.up.deadline <= now : c.down.coalescing && c.down.deadline <= now
+            else { continue }
+            let ok: Bool
+            if up {
                 stopCoalescing(&c.up)
                 ok = pump(&c.up, mayCoalesce: false)
-            }
-            if ok && c.down.coalescing && c.down.deadline <= now {
+            } else {
                 stopCoalescing(&c.down)
                 ok = pump(&c.down, mayCoalesce: false)
             }
-            if !ok || (c.up.done && c.down.done) {
-                closeConnection(c)
-            } else if !c.up.coalescing && !c.down.coalescing {
-                coalescing[id] = nil
-            }
+            if !ok || (c.up.done && c.down.done) { closeConnection(c) } else { queueDeadlines(c) }
+        }
+        if deadlineHead == deadlines.count {
+            deadlines.removeAll(keepingCapacity: true)
+            deadlineHead = 0
+        } else if deadlineHead >= 1024 && deadlineHead * 2 >= deadlines.count {
+            deadlines.removeFirst(deadlineHead)
+            deadlineHead = 0
         }
     }
 
@@ -438,7 +454,6 @@ final class ProxyLoop: @unchecked Sendable {
     }
 
     private func closeConnection(_ c: Connection) {
-        coalescing[ObjectIdentifier(c)] = nil
         guard entries[c.client] != nil else { return }
         c.listener.members.remove(c.client)
         for fd in [c.up.pipeRead, c.up.pipeWrite, c.down.pipeRead, c.down.pipeWrite] where fd >= 0 { Glibc.close(fd) }

@@ -49,8 +49,7 @@ public final class UserlandProxy: @unchecked Sendable {
         public var coalesceBytes: Int
         /// How long a coalescing socket may go without reaching `coalesceBytes` before the proxy
         /// forwards what it holds and returns to forwarding every byte as it arrives, in seconds.
-        /// Deadlines are checked once per this interval, so coalescing adds at most twice this
-        /// to the end of a burst.
+        /// It bounds what coalescing adds to the end of a burst.
         public var coalesceDelay: Double
 
         /// - Parameters:
