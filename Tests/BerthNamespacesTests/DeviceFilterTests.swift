@@ -20,7 +20,8 @@ struct DeviceFilterTests {
         let directory = mount + "/berth-" + testName("df")
         guard mkdir(directory, 0o755) == 0 else { throw BerthError.system("mkdir \(directory)") }
         defer { rmdir(directory) }
-        try DeviceRule.attachFilter(rules, toCgroup2Directory: directory)
+        // As on a pure cgroup2 host: the group's paths have no v1 "devices" entry.
+        #expect(try DeviceRule.apply(rules, toCgroupPaths: ["unified": directory]))
         let fixture = try ContainerFixture()
         return try fixture.run(fixture.spec(script), security: try SecurityOptions().resolve()) { process in
             try FileIO.writeControl(directory + "/cgroup.procs", String(process.pid))
