@@ -120,8 +120,8 @@ public final class PortAllocator: Sendable {
                 let port: UInt16
                 func avoided(_ port: UInt16) -> Bool { avoiding.contains { $0.conflicts(b.proto, b.hostIP, port) } }
                 if let range = b.hostPorts {
-                    let candidates = range.count == 1 ? range.first.map { [$0] } ?? [] : range.filter { !avoided($0) }
-                    guard let free = candidates.first(where: { !taken(b.proto, b.hostIP, $0) }) else {
+                    // A single port is the caller's demand: only a choice skips avoided ports.
+                    guard let free = range.first(where: { !taken(b.proto, b.hostIP, $0) && (range.count == 1 || !avoided($0)) }) else {
                         let shown = range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound)-\(range.upperBound)"
                         throw BerthError(.alreadyExists, "Bind for \(b.hostIP):\(shown) failed: port is already allocated")
                     }

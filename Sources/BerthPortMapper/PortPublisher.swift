@@ -47,7 +47,7 @@ public final class PortPublisher: Sendable {
             try firewall.addPortMappings(mappings)
         } catch {
             if let proxy { for m in mappings { proxy.unpublish(m) } }
-            for m in mappings { try? allocator.release(owner: owner, proto: m.proto, hostIP: m.hostIP, port: m.hostPort) }
+            PortPublisher.release(owner: owner, mappings, allocator: allocator)
             throw error
         }
         return mappings
@@ -79,24 +79,26 @@ public final class PortPublisher: Sendable {
             let ports = try allocator.allocate(owner: owner, bindings, avoiding: inUse)
             let mappings = zip(bindings, ports).map(mapping)
             guard let proxy else { return mappings }
-            var listening: [PortMapping] = []
-            var current = 0
+            let proxied = mappings.indices.filter { mappings[$0].proto != .sctp }
             do {
-                for (i, m) in mappings.enumerated() where m.proto != .sctp {
-                    current = i
-                    try proxy.publish(m)
-                    listening.append(m)
-                }
+                try proxy.publishAll(proxied.map { mappings[$0] })
                 return mappings
-            } catch {
-                for m in listening.reversed() { proxy.unpublish(m) }
-                for m in mappings { try? allocator.release(owner: owner, proto: m.proto, hostIP: m.hostIP, port: m.hostPort) }
-                let hasChoice = (bindings[current].hostPorts?.count ?? 2) > 1
-                guard (error as? BerthError)?.code == .alreadyExists, hasChoice, inUse.count + 1 < maxAttempts else { throw error }
-                let busy = mappings[current]
-                inUse.append(PortAllocation(owner: owner, proto: busy.proto, hostIP: busy.hostIP, port: busy.hostPort))
+            } catch let failure as UserlandProxy.ListenerFailure {
+                release(owner: owner, mappings, allocator: allocator)
+                let busy = proxied[failure.index]
+                let hasChoice = (bindings[busy].hostPorts?.count ?? 2) > 1
+                guard (failure.error as? BerthError)?.code == .alreadyExists, hasChoice, inUse.count + 1 < maxAttempts else {
+                    throw failure.error
+                }
+                let m = mappings[busy]
+                inUse.append(PortAllocation(owner: owner, proto: m.proto, hostIP: m.hostIP, port: m.hostPort))
             }
         }
+    }
+
+    /// Gives the host ports of `mappings` back, ignoring errors (a rollback).
+    private static func release(owner: String, _ mappings: [PortMapping], allocator: PortAllocator) {
+        for m in mappings { try? allocator.release(owner: owner, proto: m.proto, hostIP: m.hostIP, port: m.hostPort) }
     }
 
     /// Stops forwarding `mappings` and releases their host ports. Keeps going after an error and

@@ -109,15 +109,24 @@ public final class UserlandProxy: @unchecked Sendable {
 
     /// Publishes several mappings, all or nothing.
     public func publish(_ mappings: [PortMapping]) throws {
-        var done: [PortMapping] = []
-        do {
-            for m in mappings {
+        do { try publishAll(mappings) } catch let failure as ListenerFailure { throw failure.error }
+    }
+
+    /// `mappings[index]` could not be published; the ones before it were unpublished again.
+    struct ListenerFailure: Error {
+        let index: Int
+        let error: any Error
+    }
+
+    /// The all-or-nothing `publish` of several mappings, telling which one failed (``ListenerFailure``).
+    func publishAll(_ mappings: [PortMapping]) throws {
+        for (i, m) in mappings.enumerated() {
+            do {
                 try publish(m)
-                done.append(m)
+            } catch {
+                for done in mappings[..<i].reversed() { unpublish(done) }
+                throw ListenerFailure(index: i, error: error)
             }
-        } catch {
-            for m in done.reversed() { unpublish(m) }
-            throw error
         }
     }
 
