@@ -22,12 +22,8 @@ import Glibc
         defer { net.close() }
         let server = try MirrorServer(in: net.container, port: 7171)
         defer { server.close() }
-        let proxy = try net.host.run { () -> UserlandProxy in
-            let p = try UserlandProxy(options: .init(pipeSize: pipeSize, coalesceBytes: 1 << 20, coalesceDelay: 0.001))
-            try p.publish(PortMapping(proto: .tcp, hostIP: .loopback, hostPort: 17171, containerIP: net.containerIP,
-                                      containerPort: 7171, bridge: net.bridge))
-            return p
-        }
+        let options = UserlandProxy.Options(pipeSize: pipeSize, coalesceBytes: 1 << 20, coalesceDelay: 0.001)
+        let proxy = try loopbackProxy(net, options, hostPort: 17171, containerPort: 7171)
         defer { proxy.close() }
         try net.host.run {
             let s = try connectedSocket(.loopback, 17171, timeout: 5)
@@ -47,13 +43,8 @@ import Glibc
         defer { net.close() }
         let server = try EchoServer(in: net.container, port: 7172)
         defer { server.close() }
-        let proxy = try net.host.run { () -> UserlandProxy in
-            // A deadline far beyond the test's timeouts: only the EOF can end the wait.
-            let p = try UserlandProxy(options: .init(coalesceBytes: 1 << 20, coalesceDelay: 60))
-            try p.publish(PortMapping(proto: .tcp, hostIP: .loopback, hostPort: 17172, containerIP: net.containerIP,
-                                      containerPort: 7172, bridge: net.bridge))
-            return p
-        }
+        // A deadline far beyond the test's timeouts: only the EOF can end the wait.
+        let proxy = try loopbackProxy(net, .init(coalesceBytes: 1 << 20, coalesceDelay: 60), hostPort: 17172, containerPort: 7172)
         defer { proxy.close() }
         let letters: [UInt8] = (0..<(6 << 20 + 333)).map { (i: Int) -> UInt8 in UInt8(97 + (i &* 7 &+ i >> 9) % 26) }
         let message = String(decoding: letters, as: UTF8.self)
@@ -67,12 +58,7 @@ import Glibc
         defer { net.close() }
         let server = try MirrorServer(in: net.container, port: 7173)
         defer { server.close() }
-        let proxy = try net.host.run { () -> UserlandProxy in
-            let p = try UserlandProxy(options: .init(coalesceBytes: 0))
-            try p.publish(PortMapping(proto: .tcp, hostIP: .loopback, hostPort: 17173, containerIP: net.containerIP,
-                                      containerPort: 7173, bridge: net.bridge))
-            return p
-        }
+        let proxy = try loopbackProxy(net, .init(coalesceBytes: 0), hostPort: 17173, containerPort: 7173)
         defer { proxy.close() }
         try net.host.run {
             let s = try connectedSocket(.loopback, 17173, timeout: 5)
@@ -81,6 +67,18 @@ import Glibc
             try readMessage(s, expected: 4 << 20)
         }
         #expect(proxy.coalescingStarts == 0)
+    }
+}
+
+/// A proxy with `options` publishing 127.0.0.1:`hostPort` (in the sandbox host) to the
+/// container's `containerPort`.
+private func loopbackProxy(_ net: TestNetwork, _ options: UserlandProxy.Options, hostPort: UInt16,
+                           containerPort: UInt16) throws -> UserlandProxy {
+    try net.host.run {
+        let p = try UserlandProxy(options: options)
+        try p.publish(PortMapping(proto: .tcp, hostIP: .loopback, hostPort: hostPort, containerIP: net.containerIP,
+                                  containerPort: containerPort, bridge: net.bridge))
+        return p
     }
 }
 
