@@ -206,53 +206,116 @@ enum LogFollower {
 
 struct AttachCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "attach",
-        abstract: "Attach to a running container's output (detach with Ctrl-P Ctrl-Q or Ctrl-C).")
+        abstract: "Attach local standard input and output to a running container (detach with Ctrl-P Ctrl-Q).",
+        discussion: """
+            Output is what the container writes from now on. Input reaches a container started \
+            detached with -i (with -t: its terminal, sized like ours; our terminal goes raw, so \
+            Ctrl-C reaches the container); otherwise it is only watched for the detach keys. \
+            Without detaching, attach ends when the container does, with its exit code.
+            """)
     @OptionGroup var global: GlobalOptions
+    @Flag(name: .customLong("no-stdin"), help: "Do not attach STDIN.")
+    var noStdin = false
     @Argument var container: String
 
     func run() throws {
-        try guarded(status: 1) {
+        let code: Int32 = try guarded(status: 1) {
             let engine = try global.engine()
             let id = try engine.store.resolve(container)
             guard try engine.store.load(id).state.isRunning else {
                 throw BerthError(.invalidState, "You cannot attach to a stopped container, start it first")
             }
-            try DetachKeys.watchStdin()
+            let input = noStdin ? nil : try? engine.openInput(id.full)
+            let raw = input?.hasTerminal == true ? RawTerminalMode(fd: 0) : nil
+            defer { raw?.restore() }
+            if let input, input.hasTerminal {
+                if let size = WindowSize.of(0) ?? WindowSize.of(1) { try? input.resize(size) }
+                try DetachKeys.followWindowSize(input)
+            }
+            if !noStdin { try DetachKeys.watchStdin(forwardingTo: input) }
             let path = engine.logPath(id)
             // Attach shows new output only, as Docker does.
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             var offset: off_t = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0
             if fd >= 0 { close(fd) }
             var buffer = [UInt8](repeating: 0, count: 65536)
-            while (try? engine.store.load(id).state.isRunning) ?? false {
+            func copyNewOutput() {
                 let f = open(path, O_RDONLY | O_CLOEXEC)
-                if f >= 0 {
-                    while true {
-                        let n = buffer.withUnsafeMutableBytes { pread(f, $0.baseAddress!, $0.count, offset) }
-                        if n <= 0 { break }
-                        offset += off_t(n)
-                        _ = buffer.withUnsafeBytes { write(1, $0.baseAddress!, n) }
-                    }
-                    close(f)
+                guard f >= 0 else { return }
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { pread(f, $0.baseAddress!, $0.count, offset) }
+                    if n <= 0 { break }
+                    offset += off_t(n)
+                    _ = buffer.withUnsafeBytes { write(1, $0.baseAddress!, n) }
                 }
-                if DetachKeys.detached { return }
-                usleep(50_000)
+                close(f)
             }
+            while (try? engine.store.load(id).state.isRunning) ?? false {
+                copyNewOutput()
+                if DetachKeys.detached { return 0 }
+                usleep(20_000)
+            }
+            copyNewOutput()
+            return (try? engine.store.load(id).state.exitCode) ?? 0
         }
+        if code != 0 { throw ExitCode(code) }
     }
 }
 
-/// Watches stdin for Docker's detach sequence Ctrl-P Ctrl-Q.
+/// Watches stdin for Docker's detach sequence Ctrl-P Ctrl-Q, forwarding everything else to a
+/// container's input when there is one (a Ctrl-P not followed by Ctrl-Q is passed on).
 enum DetachKeys {
     nonisolated(unsafe) static var detached = false
 
-    static func watchStdin() throws {
+    static func watchStdin(forwardingTo input: ContainerInput? = nil) throws {
         try PosixThread.start("the detach-keys thread", detached: true) {
-            var previous: UInt8 = 0
+            var held = false
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var forwarding = input != nil
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress!, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                var out: [UInt8] = []
+                for b in buffer[0..<n] {
+                    if held {
+                        held = false
+                        if b == 0x11 {
+                            if forwarding { try? input?.write(out) }
+                            detached = true
+                            return
+                        }
+                        out.append(0x10)
+                    }
+                    if b == 0x10 { held = true } else { out.append(b) }
+                }
+                // The container has gone when a write fails: keep watching for the keys only.
+                if forwarding && !out.isEmpty { forwarding = (try? input?.write(out)) != nil }
+            }
+            if held && forwarding { try? input?.write([0x10]) }
+        }
+    }
+
+    nonisolated(unsafe) static var windowChanged: Int32 = -1
+
+    /// Sends our terminal's size to the container's on every SIGWINCH: the handler only writes
+    /// a byte to a pipe, which a thread reads.
+    static func followWindowSize(_ input: ContainerInput) throws {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw BerthError.system("create a pipe") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // A burst of resizes must not block the handler: one pending byte is enough.
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        let reader = fds[0]
+        windowChanged = fds[1]
+        signal(SIGWINCH) { _ in
+            var byte: UInt8 = 1
+            _ = write(DetachKeys.windowChanged, &byte, 1)
+        }
+        try PosixThread.start("the window size thread", detached: true) {
             var byte: UInt8 = 0
-            while read(0, &byte, 1) == 1 {
-                if previous == 0x10 && byte == 0x11 { detached = true; return }
-                previous = byte
+            while read(reader, &byte, 1) == 1 || errno == EINTR {
+                if let size = WindowSize.of(0) ?? WindowSize.of(1) { try? input.resize(size) }
             }
         }
     }

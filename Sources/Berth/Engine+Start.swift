@@ -70,6 +70,11 @@ extension Engine {
         var copiers: [OutputCopier] = []
         var closeAfterClone: [Int32] = []
         defer { for fd in closeAfterClone { close(fd) } }
+        // -i without local input (detached): the container's stdin is served on its attach socket.
+        let servesInput = config.openStdin && !stdio.takesLocalInput
+        var stdinWriter: Int32 = -1
+        defer { if stdinWriter >= 0 { close(stdinWriter) } }
+        var attachServer: AttachServer?
         do {
             try saveRuntime(runtime, id)
             rollback.record("runtime record") { unlink(self.runtimePath(id)) }
@@ -145,7 +150,15 @@ extension Engine {
             case .custom(let s):
                 processStdio = s
             case .logFile:
-                processStdio = ProcessStdio(stdin: .null, stdout: .file(logPath(id), append: true),
+                var stdin = StdioTarget.null
+                if servesInput {
+                    var pipe: [Int32] = [-1, -1]
+                    guard berth_pipe2(&pipe, O_CLOEXEC) == 0 else { throw BerthError.system("create the stdin pipe") }
+                    closeAfterClone.append(pipe[0])
+                    stdinWriter = pipe[1]
+                    stdin = .fd(pipe[0])
+                }
+                processStdio = ProcessStdio(stdin: stdin, stdout: .file(logPath(id), append: true),
                                             stderr: .file(logPath(id), append: true))
             case .terminal(let interactive):
                 let log = open(logPath(id), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
@@ -196,6 +209,16 @@ extension Engine {
             StepTrace.mark("release child")
             if case .pseudoTerminal(let interactive, let foreground) = stdio, let pty = process.takeTerminal() {
                 copiers.append(try OutputCopier.relay(pty, logPath: logPath(id), interactive: interactive, foreground: foreground))
+                // The relay closes the master when the container hangs up: the server keeps its own.
+                if servesInput { stdinWriter = fcntl(pty.master, F_DUPFD_CLOEXEC, 0) }
+            }
+            if servesInput && stdinWriter >= 0 {
+                let input = stdinWriter
+                stdinWriter = -1
+                let server = try AttachServer(path: attachSocketPath(id), input: input, terminal: config.tty)
+                attachServer = server
+                rollback.record("attach socket") { server.stop() }
+                StepTrace.mark("attach socket")
             }
 
             let started = try store.updateState(of: id) { s in
@@ -220,7 +243,7 @@ extension Engine {
                 s.linkTargets = links.map { LinkedContainer(alias: $0.alias, target: $0.target.id) }
             }
             let running = try RunningContainer(engine: self, id: id, process: process, runtime: runtime, state: started,
-                                               copiers: copiers)
+                                               copiers: copiers, attachServer: attachServer)
             rollback.commit()
             if let address = runtime.endpoint?.address.address {
                 _ = try? store.refreshHostsOfContainersLinking(to: id, address: address)

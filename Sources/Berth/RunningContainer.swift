@@ -24,7 +24,7 @@ public final class RunningContainer: @unchecked Sendable {
 
     /// - Throws: ``BerthError`` when the thread that reaps it cannot be created.
     init(engine: Engine, id: ContainerID, process: ContainerProcess, runtime: ContainerRuntime, state: ContainerState,
-         copiers: [OutputCopier]) throws {
+         copiers: [OutputCopier], attachServer: AttachServer? = nil) throws {
         self.id = id
         self.pid = process.pid
         self.process = process
@@ -32,6 +32,7 @@ public final class RunningContainer: @unchecked Sendable {
         self.terminals = copiers.compactMap(\.terminal)
         try PosixThread.start("the container reaper thread", detached: true) { [self] in
             let status = (try? process.wait()) ?? .signaled(9)
+            attachServer?.stop()
             let code = engine.finish(id: id, runtime: runtime, status: status)
             for c in copiers { c.join() }
             exitCode.withLock { $0 = code }

@@ -35,6 +35,11 @@ int berth_errno(void);
 /* Sets IFF_UP on the loopback device of the calling thread's network namespace. */
 int berth_loopback_up(void);
 
+/* unixsock.c: a listening or connected AF_UNIX stream socket (close-on-exec) at `path`; a path
+ * longer than sun_path is reached through /proc/self/fd/N of its directory. */
+int berth_unix_listen(const char *path, int backlog);
+int berth_unix_connect(const char *path);
+
 /* proxy.c (BerthPortMapper's userland proxy) */
 /* accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC). */
 int berth_accept4_nonblock(int fd);
