@@ -70,19 +70,8 @@ extension Engine {
         var ports: BackgroundWork<[String]>?
         let record = known ?? (try? store.load(id))
         if !runtime.mappings.isEmpty || !(record?.config.portSpecs.isEmpty ?? true) || record?.config.publishAll == true {
-            if runtime.proxied, let proxy = existingProxy { for m in runtime.mappings { proxy.unpublish(m) } }
-            ports = BackgroundWork { [self] in
-                var problems: [String] = []
-                if !runtime.mappings.isEmpty {
-                    do {
-                        let net = try network()
-                        try host.run { try net.firewall.removePortMappings(runtime.mappings) }
-                        StepTrace.mark("release: remove rules")
-                    } catch { problems.append("port rules: \(error)") }
-                }
-                do { _ = try portAllocator().release(owner: id.full) } catch { problems.append("host ports: \(error)") }
-                return problems
-            }
+            closeProxyListeners(runtime.mappings, proxied: runtime.proxied)
+            ports = BackgroundWork { [self] in removePortRulesAndHostPorts(runtime.mappings, of: id) }
         }
         // The rootfs.
         let rootfsWork = BackgroundWork { [self] () -> [String] in
@@ -114,6 +103,29 @@ extension Engine {
         if let ports { problems += (try? ports.join()) ?? [] }
         StepTrace.mark("release: joined")
         unlink(runtimePath(id))
+        return problems
+    }
+
+    /// Closes the userland proxy's listeners of `mappings` (when the container's ports are proxied
+    /// by this process's proxy).
+    func closeProxyListeners(_ mappings: [PortMapping], proxied: Bool) {
+        guard proxied, let proxy = existingProxy else { return }
+        for m in mappings { proxy.unpublish(m) }
+    }
+
+    /// Removes the DNAT rules of `mappings`, then gives back every host port `id` holds.
+    /// - Parameter net: The bridge network when the caller has it.
+    /// - Returns: What failed.
+    func removePortRulesAndHostPorts(_ mappings: [PortMapping], of id: ContainerID, net known: BridgeNetwork? = nil) -> [String] {
+        var problems: [String] = []
+        if !mappings.isEmpty {
+            do {
+                let net = try known ?? network()
+                try host.run { try net.firewall.removePortMappings(mappings) }
+                StepTrace.mark("release: remove rules")
+            } catch { problems.append("port rules: \(error)") }
+        }
+        do { _ = try portAllocator().release(owner: id.full) } catch { problems.append("host ports: \(error)") }
         return problems
     }
 

@@ -331,12 +331,10 @@ extension Engine {
 
     /// Undoes a successful ``connect(_:net:namespace:runtime:record:links:files:bindings:)``.
     func disconnect(_ id: ContainerID, net: BridgeNetwork, endpoint: Endpoint, mappings: [PortMapping]) throws {
-        if options.userlandProxy, let proxy = existingProxy { for m in mappings { proxy.unpublish(m) } }
-        if !mappings.isEmpty {
-            try host.run { try net.firewall.removePortMappings(mappings) }
-            _ = try portAllocator().release(owner: id.full)
-        }
+        closeProxyListeners(mappings, proxied: options.userlandProxy)
+        let problems = mappings.isEmpty ? [] : removePortRulesAndHostPorts(mappings, of: id, net: net)
         try releaseEndpoint(endpoint, deleteVeth: true)
+        guard problems.isEmpty else { throw BerthError(.system, problems.joined(separator: "; ")) }
     }
 
     /// The port bindings of `-p` and `-P` (every exposed port not already published with `-p`).
