@@ -8,14 +8,41 @@ import Glibc
 #endif
 
 struct StartCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start one or more stopped containers.")
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start one or more stopped containers.",
+        discussion: """
+            With -a (or -i) one container is started and attached, as by berth attach but from \
+            its first output on: its output is printed, signals go to it, and start ends with its \
+            exit code unless the detach keys are typed. -i also forwards stdin to a container \
+            created with -i (and -t: to its terminal).
+            """)
     @OptionGroup var global: GlobalOptions
+    @Flag(name: [.customShort("a"), .customLong("attach")], help: "Attach STDOUT/STDERR and forward signals.")
+    var attach = false
+    @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Attach the container's STDIN.")
+    var interactive = false
+    @Option(name: .customLong("detach-keys"), help: "Key sequence that detaches, e.g. ctrl-a,x (default ctrl-p,ctrl-q).")
+    var detachKeys = ""
     @Argument var containers: [String]
 
     func run() throws {
-        try global.forEachContainer(containers) { engine, c in
-            try engine.startDetached(try engine.store.resolve(c))
+        guard attach || interactive else {
+            try global.forEachContainer(containers) { engine, c in
+                try engine.startDetached(try engine.store.resolve(c))
+            }
+            return
         }
+        let code: Int32 = try guarded(status: 1) {
+            guard containers.count == 1 else {
+                throw BerthError(.invalidArgument, "you cannot start and attach multiple containers at once")
+            }
+            let keys = try DetachKeys(parsing: detachKeys)
+            let engine = try global.engine()
+            let id = try engine.store.resolve(containers[0])
+            let from = Attachment.logEnd(engine.logPath(id))
+            try engine.startDetached(id)
+            return try Attachment(engine: engine, id: id, from: from).run(stdin: interactive, keys: keys, proxySignals: true)
+        }
+        if code != 0 { throw ExitCode(code) }
     }
 }
 
@@ -211,89 +238,124 @@ struct AttachCommand: ParsableCommand {
             Output is what the container writes from now on. Input reaches a container started \
             detached with -i (with -t: its terminal, sized like ours; our terminal goes raw, so \
             Ctrl-C reaches the container); otherwise it is only watched for the detach keys. \
-            Without detaching, attach ends when the container does, with its exit code.
+            Signals this command receives (Ctrl-C, for a container without -t) go to the \
+            container unless --sig-proxy=false. Without detaching, attach ends when the container does, with its \
+            exit code.
             """)
     @OptionGroup var global: GlobalOptions
     @Flag(name: .customLong("no-stdin"), help: "Do not attach STDIN.")
     var noStdin = false
+    @Option(name: .customLong("detach-keys"), help: "Key sequence that detaches, e.g. ctrl-a,x (default ctrl-p,ctrl-q).")
+    var detachKeys = ""
+    @Option(name: .customLong("sig-proxy"), help: "Forward received signals to the container (true/false).")
+    var sigProxy = true
     @Argument var container: String
 
     func run() throws {
         let code: Int32 = try guarded(status: 1) {
+            let keys = try DetachKeys(parsing: detachKeys)
             let engine = try global.engine()
             let id = try engine.store.resolve(container)
             guard try engine.store.load(id).state.isRunning else {
                 throw BerthError(.invalidState, "You cannot attach to a stopped container, start it first")
             }
-            let input = noStdin ? nil : try? engine.openInput(id.full)
-            let raw = input?.hasTerminal == true ? RawTerminalMode(fd: 0) : nil
-            defer { raw?.restore() }
-            if let input, input.hasTerminal {
-                if let size = WindowSize.of(0) ?? WindowSize.of(1) { try? input.resize(size) }
-                try DetachKeys.followWindowSize(input)
-            }
-            if !noStdin { try DetachKeys.watchStdin(forwardingTo: input) }
-            let path = engine.logPath(id)
             // Attach shows new output only, as Docker does.
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            var offset: off_t = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0
-            if fd >= 0 { close(fd) }
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            func copyNewOutput() {
-                let f = open(path, O_RDONLY | O_CLOEXEC)
-                guard f >= 0 else { return }
-                while true {
-                    let n = buffer.withUnsafeMutableBytes { pread(f, $0.baseAddress!, $0.count, offset) }
-                    if n <= 0 { break }
-                    offset += off_t(n)
-                    _ = buffer.withUnsafeBytes { write(1, $0.baseAddress!, n) }
-                }
-                close(f)
-            }
-            while (try? engine.store.load(id).state.isRunning) ?? false {
-                copyNewOutput()
-                if DetachKeys.detached { return 0 }
-                usleep(20_000)
-            }
-            copyNewOutput()
-            return (try? engine.store.load(id).state.exitCode) ?? 0
+            let session = Attachment(engine: engine, id: id, from: Attachment.logEnd(engine.logPath(id)))
+            return try session.run(stdin: !noStdin, keys: keys, proxySignals: sigProxy)
         }
         if code != 0 { throw ExitCode(code) }
     }
 }
 
-/// Watches stdin for Docker's detach sequence Ctrl-P Ctrl-Q, forwarding everything else to a
-/// container's input when there is one (a Ctrl-P not followed by Ctrl-Q is passed on).
-enum DetachKeys {
+/// A client attached to a running container: prints its output from the log as it grows,
+/// forwards stdin (and the terminal's size) to the container's input when it has one, watches
+/// for the detach keys and passes signals on.
+struct Attachment {
+    let engine: Engine
+    let id: ContainerID
+    /// Where in the log the output to show begins.
+    let from: off_t
+
+    /// The size of the log now: what a later start or attach appends begins there.
+    static func logEnd(_ path: String) -> off_t {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        return lseek(fd, 0, SEEK_END)
+    }
+
+    /// Runs until the container stops (returning its exit code) or the client detaches (0).
+    /// - Parameters:
+    ///   - stdin: Read stdin: forward it when the container has input, watch it for the keys.
+    ///   - keys: The detach sequence.
+    ///   - proxySignals: Send SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the container
+    ///     (unless it has a terminal).
+    func run(stdin: Bool, keys: DetachKeys, proxySignals: Bool) throws -> Int32 {
+        let input = stdin ? try? engine.openInput(id.full) : nil
+        let raw = input?.hasTerminal == true ? RawTerminalMode(fd: 0) : nil
+        defer { raw?.restore() }
+        if let input, input.hasTerminal {
+            if let size = WindowSize.of(0) ?? WindowSize.of(1) { try? input.resize(size) }
+            try AttachInput.followWindowSize(input)
+        }
+        // As in Docker, not with a terminal: there the keys are the signals (raw mode sends them).
+        if proxySignals, (try? engine.store.load(id).config.tty) != true { try AttachInput.proxySignals(to: id.full, of: engine) }
+        if stdin { try AttachInput.watchStdin(keys: keys, forwardingTo: input) }
+        let path = engine.logPath(id)
+        var offset = from
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        func copyNewOutput() {
+            let f = open(path, O_RDONLY | O_CLOEXEC)
+            guard f >= 0 else { return }
+            while true {
+                let n = buffer.withUnsafeMutableBytes { pread(f, $0.baseAddress!, $0.count, offset) }
+                if n <= 0 { break }
+                offset += off_t(n)
+                _ = buffer.withUnsafeBytes { write(1, $0.baseAddress!, n) }
+            }
+            close(f)
+        }
+        while (try? engine.store.load(id).state.isRunning) ?? false {
+            copyNewOutput()
+            if AttachInput.detached { return 0 }
+            usleep(20_000)
+        }
+        copyNewOutput()
+        return (try? engine.store.load(id).state.exitCode) ?? 0
+    }
+}
+
+/// The threads of an attached client: stdin (watched for the detach keys and forwarded to the
+/// container's input when there is one), the terminal's size, and signals.
+enum AttachInput {
     nonisolated(unsafe) static var detached = false
 
-    static func watchStdin(forwardingTo input: ContainerInput? = nil) throws {
+    static func watchStdin(keys: DetachKeys, forwardingTo input: ContainerInput? = nil) throws {
         try PosixThread.start("the detach-keys thread", detached: true) {
-            var held = false
+            var matcher = DetachKeyMatcher(keys)
             var buffer = [UInt8](repeating: 0, count: 4096)
             var forwarding = input != nil
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress!, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                var out: [UInt8] = []
-                for b in buffer[0..<n] {
-                    if held {
-                        held = false
-                        if b == 0x11 {
-                            if forwarding { try? input?.write(out) }
-                            detached = true
-                            return
-                        }
-                        out.append(0x10)
-                    }
-                    if b == 0x10 { held = true } else { out.append(b) }
-                }
+                let out = matcher.feed(buffer[0..<n])
                 // The container has gone when a write fails: keep watching for the keys only.
                 if forwarding && !out.isEmpty { forwarding = (try? input?.write(out)) != nil }
+                if matcher.detached { detached = true; return }
             }
-            if held && forwarding { try? input?.write([0x10]) }
+            let rest = matcher.flush()
+            if forwarding && !rest.isEmpty { try? input?.write(rest) }
         }
+    }
+
+    /// Makes a pipe whose write end a signal handler may write to without blocking.
+    private static func signalPipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw BerthError.system("create a pipe") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        return (fds[0], fds[1])
     }
 
     nonisolated(unsafe) static var windowChanged: Int32 = -1
@@ -301,21 +363,38 @@ enum DetachKeys {
     /// Sends our terminal's size to the container's on every SIGWINCH: the handler only writes
     /// a byte to a pipe, which a thread reads.
     static func followWindowSize(_ input: ContainerInput) throws {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw BerthError.system("create a pipe") }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let (reader, writer) = try signalPipe()
         // A burst of resizes must not block the handler: one pending byte is enough.
-        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
-        let reader = fds[0]
-        windowChanged = fds[1]
+        windowChanged = writer
         signal(SIGWINCH) { _ in
             var byte: UInt8 = 1
-            _ = write(DetachKeys.windowChanged, &byte, 1)
+            _ = write(AttachInput.windowChanged, &byte, 1)
         }
         try PosixThread.start("the window size thread", detached: true) {
             var byte: UInt8 = 0
             while read(reader, &byte, 1) == 1 || errno == EINTR {
                 if let size = WindowSize.of(0) ?? WindowSize.of(1) { try? input.resize(size) }
+            }
+        }
+    }
+
+    nonisolated(unsafe) static var signalled: Int32 = -1
+
+    /// Passes the signals a user sends to a client on to the container (Docker's --sig-proxy):
+    /// the handler writes the signal's number to a pipe, and a thread sends it.
+    static func proxySignals(to reference: String, of engine: Engine) throws {
+        let (reader, writer) = try signalPipe()
+        signalled = writer
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] {
+            signal(sig) { sig in
+                var byte = UInt8(truncatingIfNeeded: sig)
+                _ = write(AttachInput.signalled, &byte, 1)
+            }
+        }
+        try PosixThread.start("the signal thread", detached: true) {
+            var byte: UInt8 = 0
+            while read(reader, &byte, 1) == 1 || errno == EINTR {
+                try? engine.kill(reference, signal: Int32(byte))
             }
         }
     }

@@ -139,4 +139,69 @@ import Glibc
         #expect((status >> 8) & 0xff == 0)
         #expect(try f.host.sh("\(b) inspect -f '{{.State.Status}}' it") == "running\n")
     }
+
+    /// `create -i`, then `start -a -i` with piped input: output from the container's first line,
+    /// only this start's, and the exit code; several containers at once are refused.
+    @Test func cliStartAttachInteractive() throws {
+        let berth = try #require(berthExecutable(), "build the berth executable first")
+        let f = try EngineFixture()
+        defer { f.remove() }
+        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
+        _ = try f.host.sh("\(b) create -i --name si busybox sh -c 'echo hello; read a; echo got-$a; exit 4'")
+        defer { _ = try? f.host.sh("\(b) rm -f si") }
+        for word in ["one", "two"] {
+            let started = try f.host.run { try Command.run("/bin/sh", ["-c", "echo \(word) | \(b) start -a -i si"]) }
+            #expect(started.status == 4, "\(started.stderr)")
+            #expect(started.stdout == "hello\ngot-\(word)\n")
+        }
+        let both = try f.host.run { try Command.run("/bin/sh", ["-c", "\(b) start -a si si"]) }
+        #expect(both.status == 1)
+        #expect(both.stderr.contains("you cannot start and attach multiple containers at once"), "\(both.stderr)")
+        let badKeys = try f.host.run { try Command.run("/bin/sh", ["-c", "\(b) attach --detach-keys ctrl-P si"]) }
+        #expect(badKeys.status == 1)
+        #expect(badKeys.stderr.contains("invalid detach keys \"ctrl-P\": unknown key \"ctrl-P\""), "\(badKeys.stderr)")
+    }
+
+    /// `attach --detach-keys ctrl-a,x`: Ctrl-P Ctrl-Q reach the shell, the new sequence detaches.
+    @Test func cliAttachWithOtherDetachKeys() throws {
+        let berth = try #require(berthExecutable(), "build the berth executable first")
+        let f = try EngineFixture()
+        defer { f.remove() }
+        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
+        _ = try f.host.sh("\(b) run -d -i -t --name dk busybox sh")
+        defer { _ = try? f.host.sh("\(b) rm -f dk") }
+        let pty = try PseudoTerminal.open(size: WindowSize(rows: 24, columns: 80))
+        defer { close(pty.master) }
+        let args = [berth, "--root", f.root, "--cgroup-parent", f.cgroupParent, "attach", "--detach-keys", "ctrl-a,x", "dk"]
+        let pid: pid_t = try f.host.run { try spawnOnTerminal(args, pty) }
+        pty.closeSlave()
+        usleep(300_000)
+        // Ctrl-P Ctrl-Q, then Ctrl-U to clear whatever they did to the line.
+        let typed = [0x10, 0x11, 0x15] + Array("echo kept-$((6*7))\r".utf8)
+        #expect(write(pty.master, typed, typed.count) == typed.count)
+        let seen = readTerminal(pty.master, until: "kept-42")
+        #expect(seen.contains("kept-42"), "\(seen)")
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, WNOHANG) == 0, "attach ended on Ctrl-P Ctrl-Q")
+        let detach: [UInt8] = [0x01, UInt8(ascii: "x")]
+        #expect(write(pty.master, detach, 2) == 2)
+        waitpid(pid, &status, 0)
+        #expect((status >> 8) & 0xff == 0)
+        #expect(try f.host.sh("\(b) inspect -f '{{.State.Status}}' dk") == "running\n")
+    }
+
+    /// A signal sent to `berth attach` (Ctrl-C on a container without -t) reaches the container.
+    @Test func cliAttachProxiesSignals() throws {
+        let berth = try #require(berthExecutable(), "build the berth executable first")
+        let f = try EngineFixture()
+        defer { f.remove() }
+        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
+        _ = try f.host.sh("\(b) run -d --name sp busybox sh -c 'trap \"echo got-int; exit 5\" INT; echo ready; while :; do sleep 0.1; done'")
+        defer { _ = try? f.host.sh("\(b) rm -f sp") }
+        let script = "\(b) attach --no-stdin sp </dev/null & pid=$!; sleep 0.5; kill -INT $pid; wait $pid"
+        let attached = try f.host.run { try Command.run("/bin/sh", ["-c", script]) }
+        #expect(attached.status == 5, "\(attached.stderr)")
+        #expect(attached.stdout == "got-int\n")
+        #expect(try f.host.sh("\(b) inspect -f '{{.State.ExitCode}}' sp") == "5\n")
+    }
 }
