@@ -83,12 +83,7 @@ final class AttachServer: @unchecked Sendable {
     }
 
     private func loop() {
-        // A write into a stdin pipe whose reader has exited raises SIGPIPE on this thread: keep it
-        // blocked here (pending, harmless) and take EPIPE instead.
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+        // A write into a stdin pipe whose reader has exited takes EPIPE: PosixThread blocks SIGPIPE.
         var clients: [(fd: Int32, pending: [UInt8])] = []
         var inputOpen = true
         defer { for c in clients { close(c.fd) } }

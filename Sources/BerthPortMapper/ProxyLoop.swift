@@ -161,12 +161,8 @@ final class ProxyLoop: @unchecked Sendable {
     // MARK: loop
 
     private func run() {
-        // A splice into a socket whose peer is gone raises SIGPIPE on this thread: keep it blocked
-        // here (it stays pending, harmlessly) instead of ignoring SIGPIPE for the whole process.
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+        // A splice into a socket whose peer is gone takes EPIPE: PosixThread blocks SIGPIPE on
+        // this thread (instead of ignoring it for the whole process).
 
         let maxEvents = 128
         let fds = UnsafeMutablePointer<Int32>.allocate(capacity: maxEvents)

@@ -86,7 +86,9 @@ public enum Command {
             }
             for p in fds where p.revents != 0 {
                 if p.fd == inPipe[1] {
-                    let n = pending.withUnsafeBytes { write(p.fd, $0.baseAddress, $0.count) }
+                    // A command that exits without reading all its input makes this write fail
+                    // with EPIPE; it must not kill the caller with SIGPIPE.
+                    let n = BrokenPipe.suppressed { pending.withUnsafeBytes { write(p.fd, $0.baseAddress, $0.count) } }
                     if n > 0 { pending = pending.dropFirst(n) }
                     if n < 0 && errno != EINTR && errno != EAGAIN || pending.isEmpty { close(inPipe[1]); inPipe[1] = -1 }
                 } else {

@@ -88,7 +88,7 @@ private func patternByte(_ i: Int, _ size: Int) -> UInt8 { UInt8(truncatingIfNee
 /// A length-prefixed message: 8 bytes of size, then the pattern.
 private func writeMessage(_ s: Int32, size: Int) throws {
     var header = UInt64(size).bigEndian
-    guard write(s, &header, 8) == 8 else { throw BerthError.system("write message header") }
+    guard send(s, &header, 8, Int32(MSG_NOSIGNAL)) == 8 else { throw BerthError.system("write message header") }
     var chunk = [UInt8](repeating: 0, count: 256 << 10)
     var sent = 0
     while sent < size {
@@ -96,7 +96,7 @@ private func writeMessage(_ s: Int32, size: Int) throws {
         for i in 0..<n { chunk[i] = patternByte(sent + i, size) }
         var off = 0
         while off < n {
-            let w = chunk[off..<n].withUnsafeBytes { write(s, $0.baseAddress, $0.count) }
+            let w = chunk[off..<n].withUnsafeBytes { send(s, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard w > 0 else { throw BerthError.system("write message") }
             off += w
         }

@@ -1,5 +1,9 @@
 @testable import BerthSystem
+import Synchronization
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct AddressTests {
     @Test func parsesAndPrintsIPv4() throws {
@@ -46,6 +50,33 @@ import Testing
         #expect(r.status == 3)
         #expect(throws: BerthError.self) { try Command.check("/bin/sh", ["-c", "exit 1"]) }
         #expect(throws: BerthError.self) { try Command.run("/nonexistent/berth-nope", []) }
+    }
+
+    /// Writes into a pipe nobody reads take EPIPE instead of killing the (test) process with
+    /// SIGPIPE: a command's input it does not read, a Berth thread's write, a caller's own.
+    @Test func brokenPipesAreErrorsNotSignals() throws {
+        let unread = String(repeating: "x", count: 1 << 20)  // more than a pipe holds
+        #expect(try Command.run("/bin/true", [], input: unread).status == 0)
+        var fds: [Int32] = [-1, -1]
+        #expect(pipe(&fds) == 0)
+        close(fds[0])
+        let result = Mutex<Int32>(0)
+        let thread = try PosixThread.start("the test writer") { [w = fds[1]] in
+            var byte: UInt8 = 1
+            let n = write(w, &byte, 1)
+            result.withLock { $0 = n < 0 ? errno : 0 }
+        }
+        pthread_join(thread, nil)
+        #expect(result.withLock { $0 } == EPIPE)
+        let caller = BrokenPipe.suppressed { () -> Int32 in
+            var byte: UInt8 = 1
+            return write(fds[1], &byte, 1) < 0 ? errno : 0
+        }
+        #expect(caller == EPIPE)
+        var pending = sigset_t()
+        sigpending(&pending)
+        #expect(sigismember(&pending, SIGPIPE) == 0, "the suppressed SIGPIPE is not left pending")
+        close(fds[1])
     }
 
     @Test func idsAndNames() throws {
