@@ -24,10 +24,23 @@ struct BerthCommand: ParsableCommand {
     /// wants a subcommand's options after its name, so the leading global flags are moved there.
     static func main() {
         let arguments = GlobalOptions.reorder(Array(CommandLine.arguments.dropFirst()))
-        if let command = arguments.first, ["run", "start", "restart"].contains(command) { Engine.prepareForStart() }
-        main(arguments)
+        do {
+            var command = try parseAsRoot(arguments)
+            // The kernel's first move into a cgroup waits; let that happen while the engine opens.
+            if command is StartsContainers { Engine.prepareForStart() }
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
     }
 }
+
+/// A command that starts containers (run, start, restart): `berth` gets the kernel ready for
+/// their moves into cgroups as soon as it has parsed one (``Engine/prepareForStart(seconds:)``).
+protocol StartsContainers {}
+extension RunCommand: StartsContainers {}
+extension StartCommand: StartsContainers {}
+extension RestartCommand: StartsContainers {}
 
 /// The flags every command takes, as dockerd's: `berth --root DIR --bridge NAME ... COMMAND`.
 struct GlobalOptions: ParsableArguments {

@@ -33,9 +33,9 @@ extension Engine {
     /// ``start(_:stdio:)`` by id.
     public func start(_ id: ContainerID, stdio: ContainerStdio = .logFile) throws -> RunningContainer {
         // The cgroup join after the clone would wait for an RCU grace period: have one start now
-        // and keep moves ready until it is done (see MigrationWarmUp).
-        MigrationWarmUp.shared.begin()
-        defer { MigrationWarmUp.shared.end() }
+        // and keep moves ready until it is done (see CgroupMigrationWarmUp).
+        CgroupMigrationWarmUp.shared.begin()
+        defer { CgroupMigrationWarmUp.shared.end() }
         var record = try store.load(id)
         if record.state.isRunning {
             if let runtime = loadRuntime(id), runtime.owner.isAlive {
@@ -107,7 +107,7 @@ extension Engine {
             }
 
             // The cgroup is made on a thread of its own: making one takes the kernel's cgroup lock,
-            // which a move into a cgroup (the warm-up's, see MigrationWarmUp) holds for an RCU
+            // which a move into a cgroup (the warm-up's, see CgroupMigrationWarmUp) holds for an RCU
             // grace period; the container joins it after the clone. Docker's device allow-list (all
             // devices under --privileged) goes on the v1 devices controller, or into a cgroup2
             // device filter on a pure cgroup2 host, before the process

@@ -80,13 +80,13 @@ public final class Engine: Sendable {
     }
 
     /// Gets the kernel ready to move a container into its cgroup without waiting: call it as early
-    /// as a process knows it will start a container (`berth run` does, before parsing its
+    /// as a process knows it will start a container (`berth run` does, once it has parsed its
     /// arguments). On cgroup v1 the first move after a quiet spell waits for an RCU grace period
     /// (5–12 ms here); for `seconds` a spare thread makes no-op moves of this process so that this
     /// wait happens now, in parallel, and ``start(_:stdio:)`` keeps it up until the container joined.
     /// - Parameter seconds: How long to keep ready without a start.
     public static func prepareForStart(seconds: Double = 0.2) {
-        MigrationWarmUp.shared.warm(for: seconds)
+        CgroupMigrationWarmUp.shared.warm(for: seconds)
     }
 
     // MARK: - Network

@@ -1,11 +1,11 @@
-import BerthCgroups
 import BerthSystem
 #if canImport(Glibc)
 import Glibc
 #endif
 import Synchronization
 
-/// Keeps moves into cgroups from waiting for an RCU grace period while containers start.
+/// Keeps moves into cgroups from waiting for an RCU grace period while containers start (the
+/// engine holds ``shared`` while it starts one).
 ///
 /// The first move after a quiet spell waits for a grace period (5–12 ms on this machine kind; see
 /// ``Cgroup/warmUpMigration(file:)``); a move less than a grace period after the previous one does not.
@@ -13,10 +13,11 @@ import Synchronization
 /// repeats a no-op move of this process every 2 ms, so that the first, slow one happens while the
 /// start does other work (parsing arguments, mounting the rootfs) and the container's own join
 /// finds the kernel ready.
-final class MigrationWarmUp: Sendable {
-    static let shared = MigrationWarmUp()
+public final class CgroupMigrationWarmUp: Sendable {
+    /// The one a process normally uses: every caller's moves count for every other's.
+    public static let shared = CgroupMigrationWarmUp()
 
-    init() {}
+    public init() {}
 
     private struct State {
         var holders = 0
@@ -26,17 +27,17 @@ final class MigrationWarmUp: Sendable {
     private let state = Mutex(State())
 
     /// Whether the thread making the moves is running.
-    var isRunning: Bool { state.withLock { $0.running } }
+    public var isRunning: Bool { state.withLock { $0.running } }
 
     /// Keeps moves ready until ``end()``.
-    func begin() {
+    public func begin() {
         start { $0.holders += 1 }
     }
 
     /// Matches a ``begin()``. The last one also ends a head start (``warm(for:)``): the moves stop,
     /// so that none of them holds the kernel's cgroup lock while the container is torn down (or
     /// when the process exits).
-    func end() {
+    public func end() {
         state.withLock { s in
             s.holders -= 1
             if s.holders <= 0 { s.until = 0 }
@@ -45,8 +46,8 @@ final class MigrationWarmUp: Sendable {
 
     /// Keeps moves ready for `seconds` from now at the most: a head start for a ``begin()`` to
     /// come, which ends with its ``end()``.
-    func warm(for seconds: Double) {
-        let deadline = monotonicNow() + seconds
+    public func warm(for seconds: Double) {
+        let deadline = ControlFiles.monotonicSeconds() + seconds
         start { $0.until = max($0.until, deadline) }
     }
 
@@ -74,7 +75,7 @@ final class MigrationWarmUp: Sendable {
         while true {
             Cgroup.warmUpMigration(file: file)
             let done = state.withLock { s -> Bool in
-                guard s.holders <= 0 && monotonicNow() >= s.until else { return false }
+                guard s.holders <= 0 && ControlFiles.monotonicSeconds() >= s.until else { return false }
                 s.running = false
                 return true
             }

@@ -276,3 +276,21 @@ func waitUntil(_ condition: () throws -> Bool) throws -> Bool {
     Cgroup.warmUpMigration(file: file)
     #expect(try FileIO.read("/proc/self/cgroup") == before)
 }
+
+@Test func theMigrationWarmUpRunsWhileHeldAndUntilItsDeadline() throws {
+    let warmUp = CgroupMigrationWarmUp()
+    let before = try FileIO.read("/proc/self/cgroup")
+    warmUp.begin()
+    #expect(warmUp.isRunning)
+    usleep(10_000)
+    warmUp.end()
+    var waited = 0
+    while warmUp.isRunning && waited < 200 { usleep(1000); waited += 1 }
+    #expect(!warmUp.isRunning)
+    warmUp.warm(for: 0.02)
+    #expect(warmUp.isRunning)
+    waited = 0
+    while warmUp.isRunning && waited < 500 { usleep(1000); waited += 1 }
+    #expect(!warmUp.isRunning)
+    #expect(try FileIO.read("/proc/self/cgroup") == before)
+}
