@@ -11,17 +11,14 @@ import Glibc
 @Suite struct PublishTests {
     @Test(arguments: [FirewallKind.iptables, .nftables])
     func publishedPortIsReachableAtHostAddressAndLoopback(kind: FirewallKind) throws {
-        let net = try TestNetwork()
-        defer { net.close() }
-        let root = try temporaryRoot()
-        defer { try? FileIO.removeTree(root) }
-        let server = try EchoServer(in: net.container, port: 8080)
-        defer { server.close() }
+        let f = try PublishFixture(echo: [8080])
+        defer { f.close() }
+        let net = f.net
         let before = try primedRuleset(net.host, kind)
         try net.host.run {
             let proxy = try UserlandProxy()
             defer { proxy.close() }
-            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(kind), proxy: proxy)
+            let publisher = try f.publisher(kind, proxy: proxy)
             let spec = try PortSpec(parsing: "18080:8080")
             let mappings = try publisher.publish(owner: "c1", spec.bindings, containerIP: net.containerIP, bridge: net.bridge)
             #expect(mappings.map(\.hostPort) == [18080])
@@ -49,19 +46,16 @@ import Glibc
     /// A port the allocator hands out may be held by a socket it does not know about (here a
     /// listener; in life, usually an outgoing connection's local port from the same range).
     @Test func portsInUseByOtherSocketsAreSkipped() throws {
-        let net = try TestNetwork()
-        defer { net.close() }
-        let root = try temporaryRoot()
-        defer { try? FileIO.removeTree(root) }
-        let server = try EchoServer(in: net.container, port: 8080)
-        defer { server.close() }
+        let f = try PublishFixture(echo: [8080])
+        defer { f.close() }
+        let net = f.net
         try net.host.sh("echo '43000 43009' > /proc/sys/net/ipv4/ip_local_port_range")
         try net.host.run {
             let squatter = try serverSocket(port: 43000, what: "squatter")  // listening: no one else may bind
             defer { close(squatter) }
             let proxy = try UserlandProxy()
             defer { proxy.close() }
-            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(nil), proxy: proxy)
+            let publisher = try f.publisher(nil, proxy: proxy)
             // Ephemeral: the first candidate, 43000, is taken; the next one is used.
             let eph = try publisher.publish(owner: "a", try PortSpec(parsing: "8080").bindings, containerIP: net.containerIP, bridge: net.bridge)
             #expect(eph.map(\.hostPort) == [43001])
@@ -85,19 +79,14 @@ import Glibc
     }
 
     @Test func ephemeralPortAndPublishAll() throws {
-        let net = try TestNetwork()
-        defer { net.close() }
-        let root = try temporaryRoot()
-        defer { try? FileIO.removeTree(root) }
-        let s1 = try EchoServer(in: net.container, port: 8080)
-        defer { s1.close() }
-        let s2 = try EchoServer(in: net.container, port: 9090)
-        defer { s2.close() }
+        let f = try PublishFixture(echo: [8080, 9090])
+        defer { f.close() }
+        let net = f.net
         try net.host.sh("echo '42000 42099' > /proc/sys/net/ipv4/ip_local_port_range")
         try net.host.run {
             let proxy = try UserlandProxy()
             defer { proxy.close() }
-            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(nil), proxy: proxy)
+            let publisher = try f.publisher(nil, proxy: proxy)
             // -p 8080
             let one = try publisher.publish(owner: "a", try PortSpec(parsing: "8080").bindings, containerIP: net.containerIP, bridge: net.bridge)
             #expect(one.count == 1 && (42000...42099).contains(one[0].hostPort))
@@ -120,17 +109,14 @@ import Glibc
 
     @Test(arguments: [FirewallKind.iptables, .nftables])
     func udpEchoAndConntrackFlush(kind: FirewallKind) throws {
-        let net = try TestNetwork()
-        defer { net.close() }
-        let root = try temporaryRoot()
-        defer { try? FileIO.removeTree(root) }
-        let server = try EchoServer(in: net.container, port: 5353, udp: true)
-        defer { server.close() }
+        let f = try PublishFixture(echo: [5353], udp: true)
+        defer { f.close() }
+        let net = f.net
         let before = try primedRuleset(net.host, kind)
         try net.host.run {
             let proxy = try UserlandProxy()
             defer { proxy.close() }
-            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(kind), proxy: proxy)
+            let publisher = try f.publisher(kind, proxy: proxy)
             let mappings = try publisher.publish(owner: "u", try PortSpec(parsing: "15353:5353/udp").bindings,
                                                  containerIP: net.containerIP, bridge: net.bridge)
             #expect(try exchange(net.hostIP, 15353, "dnat", udp: true) == "dnat")
@@ -147,12 +133,9 @@ import Glibc
 
     @Test(arguments: [FirewallKind.iptables, .nftables])
     func hairpin(kind: FirewallKind) throws {
-        let net = try TestNetwork(hairpin: true)
-        defer { net.close() }
-        let root = try temporaryRoot()
-        defer { try? FileIO.removeTree(root) }
-        let server = try EchoServer(in: net.container, port: 8080)
-        defer { server.close() }
+        let f = try PublishFixture(echo: [8080], hairpin: true)
+        defer { f.close() }
+        let net = f.net
         let before = try primedRuleset(net.host, kind)
         let fw = try makeFirewall(kind)
         let bridgeRules = BridgeRules(bridge: net.bridge, subnet: try IPv4CIDR(parsing: "\(net.gateway)/24"),
@@ -160,7 +143,7 @@ import Glibc
         let mappings = try net.host.run {
             try fw.addBridgeRules(bridgeRules)
             // No proxy: only DNAT can carry the container's connection to its own published port.
-            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: fw, proxy: nil)
+            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: f.root), firewall: fw, proxy: nil)
             return try publisher.publish(owner: "h", try PortSpec(parsing: "18081:8080").bindings,
                                          containerIP: net.containerIP, bridge: net.bridge)
         }
@@ -173,15 +156,12 @@ import Glibc
     }
 
     @Test func proxylessLoopbackDNAT() throws {
-        let net = try TestNetwork()
-        defer { net.close() }
-        let root = try temporaryRoot()
-        defer { try? FileIO.removeTree(root) }
-        let server = try EchoServer(in: net.container, port: 8080)
-        defer { server.close() }
+        let f = try PublishFixture(echo: [8080])
+        defer { f.close() }
+        let net = f.net
         try net.host.run {
             try LoopbackDNAT.set(bridge: net.bridge, enabled: true)
-            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(.iptables), proxy: nil)
+            let publisher = try f.publisher(.iptables, proxy: nil)
             let m = try publisher.publish(owner: "l", try PortSpec(parsing: "18082:8080").bindings, containerIP: net.containerIP, bridge: net.bridge)
             #expect(try exchange(.loopback, 18082, "no proxy") == "no proxy")
             try publisher.unpublish(owner: "l", m)
@@ -191,10 +171,9 @@ import Glibc
     }
 
     @Test func proxyRefusesATakenPortAndRollsBack() throws {
-        let net = try TestNetwork()
-        defer { net.close() }
-        let root = try temporaryRoot()
-        defer { try? FileIO.removeTree(root) }
+        let f = try PublishFixture(echo: [])
+        defer { f.close() }
+        let net = f.net
         let before = try primedRuleset(net.host, .iptables)
         try net.host.run {
             // Something else already listens on 127.0.0.1:18083.
@@ -204,7 +183,7 @@ import Glibc
                                              containerPort: 1, bridge: net.bridge))
             let proxy = try UserlandProxy()
             defer { proxy.close() }
-            let publisher = PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(.iptables), proxy: proxy)
+            let publisher = try f.publisher(.iptables, proxy: proxy)
             #expect(throws: BerthError.self) {
                 try publisher.publish(owner: "x", try PortSpec(parsing: "18084:80").bindings + (try PortSpec(parsing: "18083:8080").bindings),
                                       containerIP: net.containerIP, bridge: net.bridge)

@@ -1,4 +1,5 @@
 import BerthNamespaces
+import BerthPortMapper
 import BerthSystem
 import BerthTestSupport
 import CBerthShim
@@ -154,4 +155,43 @@ func connectedSocket(_ ip: IPv4Address, _ port: UInt16, udp: Bool = false, timeo
     let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, 16) } }
     guard rc == 0 else { let e = errno; close(s); throw BerthError.system("connect \(ip):\(port)", errno: e) }
     return s
+}
+
+/// What most publishing tests start from: a sandbox host with a container (``TestNetwork``), a
+/// temporary state root for the port allocator, and echo servers in the container.
+struct PublishFixture {
+    let net: TestNetwork
+    let root: String
+    private let servers: [EchoServer]
+
+    /// - Parameters:
+    ///   - ports: The container ports to run an echo server on.
+    ///   - udp: UDP echo servers instead of TCP.
+    ///   - hairpin: Passed to ``TestNetwork``.
+    init(echo ports: [UInt16], udp: Bool = false, hairpin: Bool = false) throws {
+        let net = try TestNetwork(hairpin: hairpin)
+        var servers: [EchoServer] = []
+        do {
+            root = try temporaryRoot()
+            for port in ports { servers.append(try EchoServer(in: net.container, port: port, udp: udp)) }
+        } catch {
+            for s in servers { s.close() }
+            net.close()
+            throw error
+        }
+        self.net = net
+        self.servers = servers
+    }
+
+    /// A publisher on this fixture's state root, with the firewall of `kind` (nil: the host's
+    /// choice) and `proxy`.
+    func publisher(_ kind: FirewallKind?, proxy: UserlandProxy?) throws -> PortPublisher {
+        PortPublisher(allocator: try PortAllocator(stateRoot: root), firewall: try makeFirewall(kind), proxy: proxy)
+    }
+
+    func close() {
+        for s in servers { s.close() }
+        try? FileIO.removeTree(root)
+        net.close()
+    }
 }
