@@ -89,6 +89,26 @@ struct KillCommand: ParsableCommand {
     }
 }
 
+struct PauseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pause", abstract: "Pause all processes within one or more containers.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var containers: [String]
+
+    func run() throws {
+        try global.forEachContainer(containers) { engine, c in try engine.pause(c) }
+    }
+}
+
+struct UnpauseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unpause", abstract: "Unpause all processes within one or more containers.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var containers: [String]
+
+    func run() throws {
+        try global.forEachContainer(containers) { engine, c in try engine.unpause(c) }
+    }
+}
+
 enum SignalName {
     static let names: [String: Int32] = ["HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1,
                                          "USR2": SIGUSR2, "TERM": SIGTERM, "STOP": SIGSTOP, "CONT": SIGCONT]
@@ -256,8 +276,12 @@ struct AttachCommand: ParsableCommand {
             let keys = try DetachKeys(parsing: detachKeys)
             let engine = try global.engine()
             let id = try engine.store.resolve(container)
-            guard try engine.store.load(id).state.isRunning else {
+            let state = try engine.store.load(id).state
+            guard state.isRunning else {
                 throw BerthError(.invalidState, "You cannot attach to a stopped container, start it first")
+            }
+            guard !state.paused else {
+                throw BerthError(.invalidState, "You cannot attach to a paused container, unpause it first")
             }
             // Attach shows new output only, as Docker does.
             let session = Attachment(engine: engine, id: id, from: Attachment.logEnd(engine.logPath(id)))

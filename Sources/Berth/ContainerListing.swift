@@ -47,14 +47,14 @@ public enum HumanTime {
         return "\(Int(seconds / 3600) / 24 / 365) years"
     }
 
-    /// The `STATUS` column: `Created`, `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Dead`.
+    /// The `STATUS` column: `Created`, `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 2 minutes ago`, `Dead`.
     /// - Parameters:
     ///   - state: The container's state.
     ///   - now: The current time.
     public static func status(_ state: ContainerState, now: Timestamp = .now()) -> String {
         switch state.status {
         case .created: return "Created"
-        case .running: return "Up " + duration(state.startedAt.seconds(until: now))
+        case .running: return "Up " + duration(state.startedAt.seconds(until: now)) + (state.paused ? " (Paused)" : "")
         case .exited:
             if state.finishedAt.isZero { return "Exited (\(state.exitCode))" }
             return "Exited (\(state.exitCode)) \(duration(state.finishedAt.seconds(until: now))) ago"

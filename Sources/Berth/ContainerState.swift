@@ -74,6 +74,8 @@ public struct ContainerState: Codable, Sendable, Equatable {
     /// The containers this one links to, by alias, as resolved at its last start (names can
     /// change later; ids cannot).
     public var linkTargets: [LinkedContainer]
+    /// Whether its processes are frozen (`pause`); the status stays `running`.
+    public var paused: Bool
 
     /// A freshly created container's state.
     public init() {
@@ -86,6 +88,7 @@ public struct ContainerState: Codable, Sendable, Equatable {
         ports = []
         mounts = []
         linkTargets = []
+        paused = false
     }
 
     /// Whether the status is `running`.
@@ -111,6 +114,7 @@ public struct ContainerState: Codable, Sendable, Equatable {
         monitorPid = try c.decodeIfPresent(Int32.self, forKey: .monitorPid)
         mounts = try c.decodeIfPresent([MountPoint].self, forKey: .mounts) ?? []
         linkTargets = try c.decodeIfPresent([LinkedContainer].self, forKey: .linkTargets) ?? []
+        paused = try c.decodeIfPresent(Bool.self, forKey: .paused) ?? false
     }
 }
 

@@ -24,6 +24,9 @@ extension Engine {
         guard record.state.isRunning, pid > 0, ProcessIdentity.of(pid: pid) != nil else {
             throw BerthError(.invalidState, "Container \(record.id.full) is not running")
         }
+        guard !record.state.paused else {
+            throw BerthError(.invalidState, "Container \(record.id.full) is paused, unpause the container before exec")
+        }
         guard !argv.isEmpty else { throw BerthError(.invalidArgument, "exec needs a command") }
         var environment = ((try? FileIO.readBytes("/proc/\(pid)/environ")) ?? [])
             .split(separator: 0).map { String(decoding: $0, as: UTF8.self) }

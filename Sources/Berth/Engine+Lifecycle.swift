@@ -31,6 +31,7 @@ extension Engine {
             s.status = .exited
             s.exitCode = status.code
             s.pid = 0
+            s.paused = false
             s.finishedAt = .now()
             s.ports = []
             s.vethName = nil
@@ -183,6 +184,7 @@ extension Engine {
                 s.finishedAt = .now()
             }
             s.pid = 0
+            s.paused = false
             s.ports = []
             s.vethName = nil
             s.monitorPid = nil
@@ -226,6 +228,7 @@ extension Engine {
         let record = try store.load(id)
         guard record.state.isRunning, record.state.pid > 0 else { return }
         _ = Glibc.kill(record.state.pid, SIGTERM)
+        resumeToDeliverSignals(record)
         if try waitUntilStopped(id, timeout: timeout) { return }
         if let cgroup = try? Cgroup.open(name: cgroupName(id)) { try? cgroup.killAll() }
         _ = Glibc.kill(record.state.pid, SIGKILL)
@@ -244,6 +247,52 @@ extension Engine {
             throw BerthError(.invalidState, "Cannot kill container: \(reference): Container \(id.full) is not running")
         }
         guard Glibc.kill(record.state.pid, signal) == 0 else { throw BerthError.system("kill container \(record.name)") }
+        resumeToDeliverSignals(record)
+    }
+
+    // MARK: - Pause
+
+    /// Freezes every process of a running container (`docker pause`), with the cgroup freezer:
+    /// they stay in memory and are not scheduled until ``unpause(_:)``.
+    /// - Parameter reference: Id, name or id prefix.
+    /// - Throws: `invalidState` when it is not running or already paused.
+    public func pause(_ reference: String) throws {
+        let id = try store.resolve(reference)
+        let record = try store.load(id)
+        guard record.state.isRunning else { throw BerthError(.invalidState, "Container \(id.full) is not running") }
+        guard !record.state.paused else { throw BerthError(.invalidState, "Container \(id.full) is already paused") }
+        let cgroup = try Cgroup.open(name: record.state.cgroupName ?? cgroupName(id))
+        try cgroup.freeze()
+        do {
+            _ = try store.updateState(of: id) { s in
+                guard s.isRunning else { throw BerthError(.invalidState, "Container \(id.full) is not running") }
+                s.paused = true
+            }
+        } catch {
+            try? cgroup.thaw()
+            throw error
+        }
+    }
+
+    /// Lets a paused container run again (`docker unpause`).
+    /// - Parameter reference: Id, name or id prefix.
+    /// - Throws: `invalidState` when it is not paused.
+    public func unpause(_ reference: String) throws {
+        let id = try store.resolve(reference)
+        let record = try store.load(id)
+        guard record.state.isRunning, record.state.paused else {
+            throw BerthError(.invalidState, "Container \(id.full) is not paused")
+        }
+        try Cgroup.open(name: record.state.cgroupName ?? cgroupName(id)).thaw()
+        _ = try store.updateState(of: id) { s in s.paused = false }
+    }
+
+    /// A signal sent to a paused container waits until it is thawed: thaw it, as Docker does for
+    /// `stop` and `kill` (the container is then no longer paused).
+    func resumeToDeliverSignals(_ record: ContainerRecord) {
+        guard record.state.paused else { return }
+        try? Cgroup.open(name: record.state.cgroupName ?? cgroupName(record.id)).thaw()
+        _ = try? store.updateState(of: record.id) { s in s.paused = false }
     }
 
     /// Waits for a container to stop and returns its exit code (`docker wait`).

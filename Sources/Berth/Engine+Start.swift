@@ -64,7 +64,7 @@ extension Engine {
         defer { operations.release() }
 
         var runtime = ContainerRuntime(owner: .current, cgroup: cgroupName(id),
-                                       hostInterface: mode == .bridge ? hostInterfaceName(id) : nil,
+                                       hostInterface: mode == .bridge ? newHostInterfaceName() : nil,
                                        rootfs: id.full, proxied: options.userlandProxy)
         var rollback = RollbackLog()
         var copiers: [OutputCopier] = []
@@ -223,6 +223,7 @@ extension Engine {
 
             let started = try store.updateState(of: id) { s in
                 s.status = .running
+                s.paused = false
                 s.pid = process.pid
                 s.exitCode = 0
                 s.error = ""
@@ -278,7 +279,7 @@ extension Engine {
         do {
             let config = record.config
             let endpoint = try host.run {
-                try net.lease(config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: runtime.hostInterface ?? hostInterfaceName(id))
+                try net.lease(config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: runtime.hostInterface ?? newHostInterfaceName())
             }
             undo.record("lease \(endpoint.address)") { try net.releaseLease(endpoint) }
             StepTrace.mark("lease")

@@ -13,9 +13,9 @@ public enum InspectDocument {
         let path = c.argv.first ?? ""
         let file = { (name: String) -> JSONValue in .string(storeDirectory.map { $0 + "/" + name } ?? "") }
         let state: JSONValue = .structure([
-            ("Status", .string(s.status.rawValue)),
+            ("Status", .string(s.isRunning && s.paused ? "paused" : s.status.rawValue)),
             ("Running", .bool(s.status == .running)),
-            ("Paused", .bool(false)),
+            ("Paused", .bool(s.isRunning && s.paused)),
             ("Restarting", .bool(false)),
             ("OOMKilled", .bool(false)),
             ("Dead", .bool(s.status == .dead)),

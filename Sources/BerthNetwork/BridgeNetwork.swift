@@ -418,7 +418,7 @@ public final class BridgeNetwork: Sendable {
     // MARK: - Helpers
 
     /// `veth` followed by 7 random hex digits, like Docker's host-side names.
-    static func randomVethName() -> String {
+    public static func randomVethName() -> String {
         "veth" + String(UInt32.random(in: 0..<(1 << 28)), radix: 16).leftPadded(to: 7)
     }
 

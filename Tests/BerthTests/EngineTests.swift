@@ -262,3 +262,19 @@ import Glibc
         #expect(try f.engine.network().leasedAddresses().count == 1)
     }
 }
+
+/// A container started again right after it exited: its previous veth may still exist until the
+/// kernel has destroyed the old network namespace, so the new start must not need that name.
+@Test func startingAgainRightAfterAnExitWorks() throws {
+    let f = try EngineFixture()
+    defer { f.remove() }
+    let record = try f.engine.create(ContainerConfig(image: "busybox", cmd: ["true"]), name: "again")
+    var veths: Set<String> = []
+    for _ in 0..<8 {
+        let running = try f.engine.start(record.id)
+        if let veth = running.startedState.vethName { veths.insert(veth) }
+        #expect(running.wait() == 0)
+    }
+    #expect(veths.count == 8, "a new host veth name per start")
+}
+
