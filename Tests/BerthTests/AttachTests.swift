@@ -94,10 +94,8 @@ import Glibc
     /// `run -d -i`, then `berth attach` with piped input: the container gets it, attach prints
     /// the output and ends with the container's exit code.
     @Test func cliAttachPipesInput() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, _, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         _ = try f.host.sh("\(b) run -d -i --name ia busybox sh -c 'read a; read b; echo got-$a-$b; exit 3'")
         defer { _ = try? f.host.sh("\(b) rm -f ia") }
         let attached = try f.host.run { try Command.run("/bin/sh", ["-c", "printf 'one\\ntwo\\n' | \(b) attach ia"]) }
@@ -109,10 +107,8 @@ import Glibc
     /// `run -d -i -t`, then `berth attach` on a terminal: typed input reaches the shell, the
     /// size follows ours, Ctrl-P Ctrl-Q detaches and leaves the container running.
     @Test func cliAttachToATerminalAndDetach() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, berth, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         _ = try f.host.sh("\(b) run -d -i -t --name it busybox sh")
         defer { _ = try? f.host.sh("\(b) rm -f it") }
         let pty = try PseudoTerminal.open(size: WindowSize(rows: 24, columns: 80))
@@ -143,10 +139,8 @@ import Glibc
     /// `create -i`, then `start -a -i` with piped input: output from the container's first line,
     /// only this start's, and the exit code; several containers at once are refused.
     @Test func cliStartAttachInteractive() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, _, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         _ = try f.host.sh("\(b) create -i --name si busybox sh -c 'echo hello; read a; echo got-$a; exit 4'")
         defer { _ = try? f.host.sh("\(b) rm -f si") }
         for word in ["one", "two"] {
@@ -164,10 +158,8 @@ import Glibc
 
     /// `attach --detach-keys ctrl-a,x`: Ctrl-P Ctrl-Q reach the shell, the new sequence detaches.
     @Test func cliAttachWithOtherDetachKeys() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, berth, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         _ = try f.host.sh("\(b) run -d -i -t --name dk busybox sh")
         defer { _ = try? f.host.sh("\(b) rm -f dk") }
         let pty = try PseudoTerminal.open(size: WindowSize(rows: 24, columns: 80))
@@ -192,10 +184,8 @@ import Glibc
 
     /// A signal sent to `berth attach` (Ctrl-C on a container without -t) reaches the container.
     @Test func cliAttachProxiesSignals() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, _, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         _ = try f.host.sh("\(b) run -d --name sp busybox sh -c 'trap \"echo got-int; exit 5\" INT; echo ready; while :; do sleep 0.1; done'")
         defer { _ = try? f.host.sh("\(b) rm -f sp") }
         let script = "\(b) attach --no-stdin sp </dev/null & pid=$!; sleep 0.5; kill -INT $pid; wait $pid"

@@ -11,10 +11,8 @@ import Glibc
 /// The `berth` binary itself, run inside the sandbox with the daemon-style flags first.
 @Suite struct CLITests {
     @Test func runPortPsInspectLogsStopRm() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, berth, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         let id = try f.host.sh("\(b) run -d --name web -p 18085:8080 --expose 9000 busybox sh -c 'echo hello-log; sleep 100'")
             .trimmingSpaces()
         #expect(id.count == 64)

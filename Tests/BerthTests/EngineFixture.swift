@@ -2,6 +2,7 @@ import BerthNamespaces
 import BerthSystem
 import BerthTestSupport
 import Foundation
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -78,4 +79,12 @@ final class EngineFixture: @unchecked Sendable {
         try? FileIO.removeTree(root)
         host.close()
     }
+}
+
+/// For tests of the `berth` CLI: an engine fixture, the `berth` binary, and the command line that
+/// points it at the fixture (`berth --root … --cgroup-parent …`). Remove the fixture when done.
+func cliFixture() throws -> (EngineFixture, String, String) {
+    let berth = try #require(berthExecutable(), "build the berth executable first")
+    let f = try EngineFixture()
+    return (f, berth, "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)")
 }

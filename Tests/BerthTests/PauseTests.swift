@@ -85,10 +85,8 @@ import Glibc
 
     /// `berth pause` / `unpause` on a detached container (its monitor owns it), as in Docker.
     @Test func cliPauseUnpause() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, _, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         let id = try f.host.sh("\(b) run -d --name pz busybox sleep 60").trimmingSpaces()
         defer { _ = try? f.host.sh("\(b) rm -f pz") }
         #expect(try f.host.sh("\(b) pause pz") == "pz\n")

@@ -150,10 +150,8 @@ import Glibc
     /// `-t` without `-i` (stdin is not a terminal here): the container still has one; `-i`
     /// without `-t`: stdin is piped through, no terminal.
     @Test func cliTerminalWithoutInputAndInputWithoutTerminal() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, _, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         let t = try f.host.sh("echo ignored | \(b) run --rm -t busybox sh -c '[ -t 0 ] && echo in=$(tty)'")
         #expect(t.contains("in=/dev/pts/0\r\n"), "\(t)")
         let i = try f.host.sh("echo piped | \(b) run --rm -i busybox sh -c '[ -t 0 ] || cat'")
@@ -163,10 +161,8 @@ import Glibc
     /// `exec -it` on a pty: typed input reaches the command, whose terminal has our size and
     /// follows it on SIGWINCH; the exit status is the command's.
     @Test func cliExecInteractiveTerminalFollowsResize() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, berth, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         _ = try f.host.sh("\(b) run -d --name tx busybox sleep 100")
         defer { _ = try? f.host.sh("\(b) rm -f tx") }
         let pty = try PseudoTerminal.open(size: WindowSize(rows: 24, columns: 80))
@@ -193,10 +189,8 @@ import Glibc
     /// `run -d -t`: the monitor holds the master and logs what comes out of it; `exec -t` gives
     /// the command a terminal of the container's devpts too.
     @Test func cliDetachedTerminalAndExec() throws {
-        let berth = try #require(berthExecutable(), "build the berth executable first")
-        let f = try EngineFixture()
+        let (f, _, b) = try cliFixture()
         defer { f.remove() }
-        let b = "\(berth) --root \(f.root) --cgroup-parent \(f.cgroupParent)"
         _ = try f.host.sh("\(b) run -d -t --name tt busybox sh -c '[ -t 1 ] && echo detached-tty=$(tty); sleep 100'")
         defer { _ = try? f.host.sh("\(b) stop -t 0 tt; \(b) rm tt") }
         for _ in 0..<100 where !((try? f.host.sh("\(b) logs tt")) ?? "").contains("detached-tty") { usleep(20_000) }
