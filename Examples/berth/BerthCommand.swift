@@ -14,7 +14,7 @@ struct BerthCommand: ParsableCommand {
         abstract: "Run Docker-style containers without a daemon.",
         subcommands: [
             RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
-            KillCommand.self, PauseCommand.self, UnpauseCommand.self, RemoveCommand.self, WaitCommand.self, ListCommand.self, InspectCommand.self,
+            KillCommand.self, PauseCommand.self, UnpauseCommand.self, RemoveCommand.self, WaitCommand.self, ListCommand.self, StatsCommand.self, InspectCommand.self,
             LogsCommand.self, AttachCommand.self, PortCommand.self, ExecCommand.self, DiffCommand.self,
             CommitCommand.self, HistoryCommand.self, ImagesCommand.self, RemoveImageCommand.self,
             LoadCommand.self, SaveCommand.self, ImportCommand.self, VolumeCommand.self, MonitorCommand.self,

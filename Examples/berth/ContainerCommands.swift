@@ -173,6 +173,42 @@ struct ListCommand: ParsableCommand {
     }
 }
 
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats",
+        abstract: "Display a live stream of container(s) resource usage statistics.",
+        discussion: "Without containers: every running one. CPU % compares two readings a second apart.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .customLong("no-stream"), help: "Print one table and exit.")
+    var noStream = false
+    @Argument var containers: [String] = []
+
+    func run() throws {
+        try guarded(status: 1) {
+            let engine = try global.engine()
+            let ids = containers.isEmpty
+                ? try engine.store.list().filter(\.state.isRunning).map(\.id)
+                : try containers.map { try engine.store.resolve($0) }
+            func read() -> [ContainerID: ContainerStats] {
+                var readings: [ContainerID: ContainerStats] = [:]
+                for id in ids { readings[id] = try? engine.stats(id.full) }
+                return readings
+            }
+            var earlier = read()
+            while true {
+                usleep(1_000_000)
+                let now = read()
+                let rows = ids.map { id in
+                    StatsListing.row(id: id, name: (try? engine.store.load(id).name) ?? id.short, earlier: earlier[id], now: now[id])
+                }
+                // A live table redraws in place, as Docker's does.
+                out((noStream ? "" : "\u{1B}[2J\u{1B}[H") + TableFormatter.render([StatsListing.header] + rows))
+                if noStream { return }
+                earlier = now
+            }
+        }
+    }
+}
+
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Return low-level information on containers.")
     @OptionGroup var global: GlobalOptions

@@ -14,6 +14,15 @@ public struct CgroupStats: Sendable, Codable, Equatable {
     /// How many tasks the OOM killer killed in this group (v1 `memory.oom_control` oom_kill,
     /// v2 `memory.events` oom_kill).
     public var oomKills: UInt64
+    /// Page cache that is inactive, in bytes (v1 `memory.stat` total_inactive_file, v2
+    /// `memory.stat` inactive_file): what `docker stats` subtracts from ``memoryUsage``, since the
+    /// kernel drops it first.
+    public var memoryInactiveFile: UInt64
+    /// Bytes read from block devices (v1 `blkio.throttle.io_service_bytes_recursive` Read rows,
+    /// v2 `io.stat` rbytes), summed over devices.
+    public var ioReadBytes: UInt64
+    /// Bytes written to block devices (the Write rows, v2 wbytes), summed over devices.
+    public var ioWriteBytes: UInt64
 
     /// - Parameters:
     ///   - memoryUsage: Bytes in use.
@@ -21,12 +30,24 @@ public struct CgroupStats: Sendable, Codable, Equatable {
     ///   - cpuUsageNanos: CPU time in nanoseconds.
     ///   - pidsCurrent: Number of tasks.
     ///   - oomKills: Number of OOM kills.
+    ///   - memoryInactiveFile: Inactive page cache bytes.
+    ///   - ioReadBytes: Bytes read from block devices.
+    ///   - ioWriteBytes: Bytes written to block devices.
     public init(memoryUsage: UInt64 = 0, memoryPeak: UInt64 = 0, cpuUsageNanos: UInt64 = 0,
-                pidsCurrent: UInt64 = 0, oomKills: UInt64 = 0) {
+                pidsCurrent: UInt64 = 0, oomKills: UInt64 = 0, memoryInactiveFile: UInt64 = 0,
+                ioReadBytes: UInt64 = 0, ioWriteBytes: UInt64 = 0) {
         self.memoryUsage = memoryUsage
         self.memoryPeak = memoryPeak
         self.cpuUsageNanos = cpuUsageNanos
         self.pidsCurrent = pidsCurrent
         self.oomKills = oomKills
+        self.memoryInactiveFile = memoryInactiveFile
+        self.ioReadBytes = ioReadBytes
+        self.ioWriteBytes = ioWriteBytes
+    }
+
+    /// Memory in use less inactive page cache, as `docker stats` shows it.
+    public var memoryUsageWithoutCache: UInt64 {
+        memoryInactiveFile < memoryUsage ? memoryUsage - memoryInactiveFile : memoryUsage
     }
 }

@@ -170,6 +170,12 @@ public struct CgroupV1Driver: CgroupDriver {
             s.memoryUsage = ControlFiles.number(d, "memory.usage_in_bytes")
             s.memoryPeak = ControlFiles.number(d, "memory.max_usage_in_bytes")
             s.oomKills = ControlFiles.keyed(d, "memory.oom_control", "oom_kill")
+            s.memoryInactiveFile = ControlFiles.keyed(d, "memory.stat", "total_inactive_file")
+        }
+        if let d = try? dir("blkio") {
+            let text = (try? FileIO.read(d + "/blkio.throttle.io_service_bytes_recursive"))
+                ?? (try? FileIO.read(d + "/blkio.throttle.io_service_bytes")) ?? ""
+            (s.ioReadBytes, s.ioWriteBytes) = ControlFiles.ioBytes(text)
         }
         if let d = try? dir("cpuacct") { s.cpuUsageNanos = ControlFiles.number(d, "cpuacct.usage") }
         if let d = try? dir("pids") { s.pidsCurrent = ControlFiles.number(d, "pids.current") }

@@ -125,12 +125,15 @@ public struct CgroupV2Driver: CgroupDriver {
     public func stats() throws -> CgroupStats {
         let d = path
         guard FileIO.isDirectory(d) else { throw BerthError(.notFound, "cgroup \(d) does not exist") }
+        let io = ControlFiles.ioBytes((try? FileIO.read(d + "/io.stat")) ?? "")
         return CgroupStats(
             memoryUsage: ControlFiles.number(d, "memory.current"),
             memoryPeak: ControlFiles.number(d, "memory.peak"),
             cpuUsageNanos: ControlFiles.keyed(d, "cpu.stat", "usage_usec") * 1000,
             pidsCurrent: ControlFiles.number(d, "pids.current"),
-            oomKills: ControlFiles.keyed(d, "memory.events", "oom_kill"))
+            oomKills: ControlFiles.keyed(d, "memory.events", "oom_kill"),
+            memoryInactiveFile: ControlFiles.keyed(d, "memory.stat", "inactive_file"),
+            ioReadBytes: io.read, ioWriteBytes: io.write)
     }
 
     public func freeze() throws {

@@ -49,6 +49,25 @@ enum ControlFiles {
         return nil
     }
 
+    /// Read and written bytes summed over devices: v1 `blkio.throttle.io_service_bytes*` lines
+    /// (`8:0 Read 4096`) or v2 `io.stat` lines (`8:0 rbytes=4096 wbytes=0 …`).
+    static func ioBytes(_ text: String) -> (read: UInt64, write: UInt64) {
+        var read: UInt64 = 0, write: UInt64 = 0
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 3, let n = UInt64(fields[2]) {
+                if fields[1] == "Read" { read &+= n } else if fields[1] == "Write" { write &+= n }
+                continue
+            }
+            for field in fields.dropFirst() {
+                let kv = field.split(separator: "=", maxSplits: 1)
+                guard kv.count == 2, let n = UInt64(kv[1]) else { continue }
+                if kv[0] == "rbytes" { read &+= n } else if kv[0] == "wbytes" { write &+= n }
+            }
+        }
+        return (read, write)
+    }
+
     /// The pids listed in `dir/cgroup.procs`; none when the directory is gone.
     static func pids(_ dir: String) throws -> [pid_t] {
         let path = dir + "/cgroup.procs"

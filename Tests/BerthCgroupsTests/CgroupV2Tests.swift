@@ -1,4 +1,4 @@
-import BerthCgroups
+@testable import BerthCgroups
 import BerthSystem
 import BerthTestSupport
 import Testing
@@ -92,9 +92,22 @@ final class FakeCgroup2Tree {
         try tree.put("berth/c1/pids.current", "3\n")
         try tree.put("berth/c1/memory.events", "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\noom_group_kill 0\n")
         try tree.put("berth/c1/cgroup.procs", "12\n34\n12\n")
-        #expect(try driver.stats() == CgroupStats(memoryUsage: 1_234_567, memoryPeak: 2_345_678, cpuUsageNanos: 1_500_000,
-                                                  pidsCurrent: 3, oomKills: 2))
+        try tree.put("berth/c1/memory.stat", "anon 1000\nfile 4096\nactive_file 96\ninactive_file 4000\n")
+        try tree.put("berth/c1/io.stat", "8:0 rbytes=4096 wbytes=512 rios=1 wios=1 dbytes=0 dios=0\n259:0 rbytes=100 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n")
+        let stats = try driver.stats()
+        #expect(stats == CgroupStats(memoryUsage: 1_234_567, memoryPeak: 2_345_678, cpuUsageNanos: 1_500_000,
+                                     pidsCurrent: 3, oomKills: 2, memoryInactiveFile: 4000, ioReadBytes: 4196, ioWriteBytes: 512))
+        #expect(stats.memoryUsageWithoutCache == 1_230_567)
         #expect(try driver.processes() == [12, 34])
+    }
+
+    /// Block I/O in both formats: v1 `blkio.throttle.io_service_bytes_recursive`, v2 `io.stat`.
+    @Test func blockIOIsSummedOverDevices() {
+        let v1 = "8:0 Read 4096\n8:0 Write 512\n8:0 Sync 4608\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 4608\n"
+            + "8:16 Read 100\n8:16 Write 1\nTotal 4709\n"
+        #expect(ControlFiles.ioBytes(v1) == (read: 4196, write: 513))
+        #expect(ControlFiles.ioBytes("8:0 rbytes=7 wbytes=9 rios=1 wios=1\n") == (read: 7, write: 9))
+        #expect(ControlFiles.ioBytes("") == (read: 0, write: 0))
     }
 
     @Test func freezeKillAndAddUseTheCgroupFiles() throws {
