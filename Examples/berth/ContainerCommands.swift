@@ -188,6 +188,9 @@ struct StatsCommand: ParsableCommand {
             let ids = containers.isEmpty
                 ? try engine.store.list().filter(\.state.isRunning).map(\.id)
                 : try containers.map { try engine.store.resolve($0) }
+            // Names as of now, read once (a stopped container's row still needs one).
+            var names: [ContainerID: String] = [:]
+            for id in ids { names[id] = (try? engine.store.load(id).name) ?? id.short }
             func read() -> [ContainerID: ContainerStats] {
                 var readings: [ContainerID: ContainerStats] = [:]
                 for id in ids { readings[id] = try? engine.stats(id.full) }
@@ -198,7 +201,7 @@ struct StatsCommand: ParsableCommand {
                 usleep(1_000_000)
                 let now = read()
                 let rows = ids.map { id in
-                    StatsListing.row(id: id, name: (try? engine.store.load(id).name) ?? id.short, earlier: earlier[id], now: now[id])
+                    StatsListing.row(id: id, name: names[id] ?? id.short, earlier: earlier[id], now: now[id])
                 }
                 // A live table redraws in place, as Docker's does.
                 out((noStream ? "" : "\u{1B}[2J\u{1B}[H") + TableFormatter.render([StatsListing.header] + rows))

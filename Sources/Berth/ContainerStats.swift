@@ -70,20 +70,13 @@ public struct ContainerStats: Sendable {
         var received: UInt64 = 0, sent: UInt64 = 0
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].trimmingCharacters(in: " ")
-            guard name != "lo" else { continue }
+            guard String(line[..<colon]).trimmingSpaces() != "lo" else { continue }
             let fields = line[line.index(after: colon)...].split(separator: " ").compactMap { UInt64($0) }
             guard fields.count >= 16 else { continue }
             received &+= fields[0]
             sent &+= fields[8]
         }
         return (received, sent)
-    }
-}
-
-private extension Substring {
-    func trimmingCharacters(in set: Character) -> String {
-        String(drop(while: { $0 == set }).reversed().drop(while: { $0 == set }).reversed())
     }
 }
 
@@ -96,8 +89,7 @@ extension Engine {
         guard record.state.isRunning, record.state.pid > 0 else {
             throw BerthError(.invalidState, "Container \(record.id.full) is not running")
         }
-        let cgroup = try Cgroup.open(name: record.state.cgroupName ?? cgroupName(record.id))
-        let counters = try cgroup.stats()
+        let counters = try containerCgroup(record).stats()
         let system = ContainerStats.hostCPUNanos()
         let host = ContainerStats.hostMemory()
         let limit = record.config.memoryBytes.map { UInt64(max($0, 0)) }.map { host > 0 ? min($0, host) : $0 } ?? host

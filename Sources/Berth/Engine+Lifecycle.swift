@@ -261,7 +261,7 @@ extension Engine {
         let record = try store.load(id)
         guard record.state.isRunning else { throw BerthError(.invalidState, "Container \(id.full) is not running") }
         guard !record.state.paused else { throw BerthError(.invalidState, "Container \(id.full) is already paused") }
-        let cgroup = try Cgroup.open(name: record.state.cgroupName ?? cgroupName(id))
+        let cgroup = try containerCgroup(record)
         try cgroup.freeze()
         do {
             _ = try store.updateState(of: id) { s in
@@ -283,15 +283,20 @@ extension Engine {
         guard record.state.isRunning, record.state.paused else {
             throw BerthError(.invalidState, "Container \(id.full) is not paused")
         }
-        try Cgroup.open(name: record.state.cgroupName ?? cgroupName(id)).thaw()
+        try containerCgroup(record).thaw()
         _ = try store.updateState(of: id) { s in s.paused = false }
+    }
+
+    /// The cgroup a running container is in: the one its start recorded.
+    func containerCgroup(_ record: ContainerRecord) throws -> Cgroup {
+        try Cgroup.open(name: record.state.cgroupName ?? cgroupName(record.id))
     }
 
     /// A signal sent to a paused container waits until it is thawed: thaw it, as Docker does for
     /// `stop` and `kill` (the container is then no longer paused).
     func resumeToDeliverSignals(_ record: ContainerRecord) {
         guard record.state.paused else { return }
-        try? Cgroup.open(name: record.state.cgroupName ?? cgroupName(record.id)).thaw()
+        try? containerCgroup(record).thaw()
         _ = try? store.updateState(of: record.id) { s in s.paused = false }
     }
 

@@ -63,8 +63,12 @@ extension Engine {
         let operations = try OperationLock.shared(root: options.root)
         defer { operations.release() }
 
+        // The host end of the veth gets a random name per start, as Docker's: a name derived from the
+        // container would still be taken by the previous run's veth when a container starts again
+        // right after it exited (the kernel destroys the old namespace, and the veth with it, some
+        // time later). The runtime record keeps it before the veth exists, for crash recovery.
         var runtime = ContainerRuntime(owner: .current, cgroup: cgroupName(id),
-                                       hostInterface: mode == .bridge ? newHostInterfaceName() : nil,
+                                       hostInterface: mode == .bridge ? BridgeNetwork.randomVethName() : nil,
                                        rootfs: id.full, proxied: options.userlandProxy)
         var rollback = RollbackLog()
         var copiers: [OutputCopier] = []
@@ -279,7 +283,7 @@ extension Engine {
         do {
             let config = record.config
             let endpoint = try host.run {
-                try net.lease(config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: runtime.hostInterface ?? newHostInterfaceName())
+                try net.lease(config.ipAddress.flatMap(IPv4Address.init), hostInterfaceName: runtime.hostInterface ?? BridgeNetwork.randomVethName())
             }
             undo.record("lease \(endpoint.address)") { try net.releaseLease(endpoint) }
             StepTrace.mark("lease")

@@ -137,13 +137,6 @@ public final class Engine: Sendable {
     /// The cgroup name of a container.
     func cgroupName(_ id: ContainerID) -> String { options.cgroupParent + "/" + id.full }
 
-    /// A new name for the host end of a container's veth, for one start (random, as Docker's): a
-    /// name derived from the container would still be taken by the previous run's veth when a
-    /// container starts again right after it exited, because the kernel destroys the old network
-    /// namespace, and the veth with it, some time after its last process ended. The runtime record
-    /// keeps the name before the veth exists, so that a crash mid-start can still find it.
-    func newHostInterfaceName() -> String { BridgeNetwork.randomVethName() }
-
     /// The container's log file (stdout and stderr): in its directory, or for a `--rm` container
     /// (whose directory is in the exec root, a tmpfs) under `<root>/logs`, on disk.
     public func logPath(_ id: ContainerID) -> String {

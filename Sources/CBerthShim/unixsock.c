@@ -34,13 +34,16 @@ static int unix_address(const char *path, struct sockaddr_un *sa, int *dirfd) {
     return 0;
 }
 
-int berth_unix_listen(const char *path, int backlog) {
+/* A stream socket bound and listening at `path` (backlog >= 0), or connected to it (backlog < 0). */
+static int unix_socket(const char *path, int backlog) {
     struct sockaddr_un sa;
     int dirfd;
     if (unix_address(path, &sa, &dirfd) != 0) return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    if (rc == 0) rc = listen(fd, backlog);
+    int rc;
+    if (fd < 0) rc = -1;
+    else if (backlog < 0) rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    else if ((rc = bind(fd, (struct sockaddr *)&sa, sizeof sa)) == 0) rc = listen(fd, backlog);
     int e = errno;
     if (dirfd >= 0) close(dirfd);
     if (rc != 0) {
@@ -51,18 +54,10 @@ int berth_unix_listen(const char *path, int backlog) {
     return fd;
 }
 
+int berth_unix_listen(const char *path, int backlog) {
+    return unix_socket(path, backlog < 0 ? 0 : backlog);
+}
+
 int berth_unix_connect(const char *path) {
-    struct sockaddr_un sa;
-    int dirfd;
-    if (unix_address(path, &sa, &dirfd) != 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    int e = errno;
-    if (dirfd >= 0) close(dirfd);
-    if (rc != 0) {
-        if (fd >= 0) close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
+    return unix_socket(path, -1);
 }
